@@ -1,0 +1,3 @@
+//! Engine error types, one `thiserror` enum per layer.
+//!
+//! They become Python exceptions only in `py/errors.rs`.

@@ -1,0 +1,1 @@
+//! Stackful fibers for CPython (see design/fibers.md).

@@ -1,0 +1,29 @@
+//! trio-asyncio on a Rust engine: the `trio_asyncio._engine` extension module.
+//!
+//! This file is a table of contents. The engine has three layers:
+//! - [`fiber`]: stackful coroutines for CPython (the greenlet replacement);
+//! - [`scheduler`]: the asyncio engine shared by both loops (ready FIFO, timers, reactor);
+//! - [`py`]: the Python-facing classes and the one place errors become exceptions.
+//!
+//! See `design/architecture.md` for how they fit together.
+
+mod errors;
+mod fiber;
+mod py;
+mod scheduler;
+
+use pyo3::prelude::*;
+
+/// The extension module. `gil_used = true`: the fiber code has not been reviewed for
+/// free-threaded CPython, and free-threaded builds are refused at import.
+#[pymodule(gil_used = true)]
+mod _engine {
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("build_info", crate::py::build_info(m.py())?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! The asyncio engine shared by both loops (see design/scheduler.md).
