@@ -1,9 +1,18 @@
 """trio-asyncio on a Rust engine: asyncio event loops that run on top of Trio.
 
-General layout
---------------
-- ``_engine`` (Rust): fibers, the scheduler (ready queue, timers, reactor) and the loop core.
+General layout (lower layers never import higher ones):
+
+- ``_engine`` (Rust): fibers, and the loop core (ready queue, timers, reactor).
 - ``_fiber``: the Python view of the fibers.
+- ``_context``, ``_util``, ``_handles``, ``_executor``, ``_deprecate``, ``_asyncgens``,
+  ``_thread_state``: small pieces with no loop of their own.
+- ``_base``: ``BaseTrioEventLoop``, what both loops share.
+- ``_async`` (``TrioEventLoop``, for ``open_loop``) and ``_sync`` (``SyncTrioEventLoop``,
+  the restartable loop on a fiber).
+- ``_loop``: ``open_loop``, ``run`` and the forwarders; ``_policy``: compatibility mode
+  (asyncio's loop creation returns the sync loop); ``_adapter``: the flavour adapters.
+
+Importing the package installs the compatibility-mode policy (see ``_policy``).
 """
 
 from __future__ import annotations
@@ -17,3 +26,65 @@ if _sys.version_info[:2] not in ((3, 11),):
     )
 
 from ._engine import __version__ as __version__
+
+from ._adapter import aio_as_trio as aio_as_trio
+from ._adapter import allow_asyncio as allow_asyncio
+from ._adapter import asyncio_as_trio as asyncio_as_trio
+from ._adapter import trio_as_aio as trio_as_aio
+from ._adapter import trio_as_asyncio as trio_as_asyncio
+from ._async import TrioEventLoop as TrioEventLoop
+from ._base import BaseTrioEventLoop as BaseTrioEventLoop
+from ._context import current_loop as current_loop
+from ._deprecate import TrioAsyncioDeprecationWarning as TrioAsyncioDeprecationWarning
+from ._executor import TrioExecutor as TrioExecutor
+from ._loop import open_loop as open_loop
+from ._loop import run as run
+from ._loop import run_aio_coroutine as run_aio_coroutine
+from ._loop import run_trio as run_trio
+from ._loop import run_trio_task as run_trio_task
+from ._util import run_aio_future as run_aio_future
+from ._util import run_aio_generator as run_aio_generator
+
+from . import _policy
+
+_policy.install()
+
+for _obj in (
+    aio_as_trio, allow_asyncio, trio_as_aio, TrioEventLoop, BaseTrioEventLoop,
+    TrioAsyncioDeprecationWarning, TrioExecutor, open_loop, run, run_aio_coroutine,
+    run_trio, run_trio_task, run_aio_future, run_aio_generator,
+):
+    try:
+        _obj.__module__ = "trio_asyncio"
+    except (AttributeError, TypeError):  # pragma: no cover
+        pass
+del _obj
+
+# Names trio-asyncio 0.16 deprecated; reading one warns (TrioAsyncioDeprecationWarning).
+_DEPRECATED = {
+    "adapter": "_adapter", "async_": "_async", "base": "_base", "child": None,
+    "handles": "_handles", "loop": "_loop", "sync": "_sync", "util": "_util",
+}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    from ._deprecate import warn_deprecated
+
+    if name in _DEPRECATED:
+        target = _DEPRECATED[name]
+        warn_deprecated(
+            f"trio_asyncio.{name}", "0.11.0",
+            instead="an import from the top-level trio_asyncio package",
+        )
+        return importlib.import_module(f"trio_asyncio.{target or '_policy'}")
+    if name == "TrioPolicy":
+        warn_deprecated("trio_asyncio.TrioPolicy", "0.11.0", instead=None)
+        return _policy.TrioPolicy
+    if name == "current_policy":
+        warn_deprecated("trio_asyncio.current_policy", "0.11.0", instead=None)
+        import contextvars
+
+        return contextvars.ContextVar("trio_aio_policy", default=_policy._trio_policy)
+    raise AttributeError(f"module 'trio_asyncio' has no attribute {name!r}")

@@ -1,0 +1,197 @@
+"""Adapters between the flavours: ``aio_as_trio``, ``trio_as_aio``, ``allow_asyncio``."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import Awaitable, Callable, Generator
+from contextvars import ContextVar
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ._context import current_loop
+from ._util import run_aio_future, run_aio_generator, run_trio_generator
+
+if TYPE_CHECKING:
+    from ._base import BaseTrioEventLoop
+
+
+async def _call_async(proc: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+    return await proc(*args, **kwargs)
+
+
+def _loop_or_current(loop: BaseTrioEventLoop | None) -> BaseTrioEventLoop:
+    if loop is None:
+        loop = current_loop.get()
+        if loop is None:
+            raise RuntimeError("You are not within a trio_asyncio loop")
+    return loop
+
+
+class Asyncio_Trio_Wrapper:
+    """Trio-flavoured wrapper around an asyncio-flavoured function, awaitable, async
+    context manager or async iterator (see :func:`aio_as_trio`)."""
+
+    def __init__(self, proc: Any, args: tuple[Any, ...] = (), loop: BaseTrioEventLoop | None = None):
+        self.proc = proc
+        self.args = args
+        self._loop = loop
+
+    @property
+    def loop(self) -> BaseTrioEventLoop:
+        """The loop the asyncio side runs on (default: the current one, looked up lazily)."""
+        return _loop_or_current(self._loop)
+
+    def __get__(self, obj: Any, cls: Any) -> Any:
+        # Used as a method decorator: bind the instance (or the class).
+        return partial(self.__call__, cls if obj is None else obj)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.args:
+            raise RuntimeError("Call 'aio_as_trio(proc)(*args)', not 'aio_as_trio(proc, *args)'")
+        return await self.loop.run_aio_coroutine(_call_async(self.proc, *args, **kwargs))
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        proc = self.proc
+        if hasattr(proc, "__await__"):
+            if self.args:
+                raise RuntimeError("You can't supply arguments to a coroutine")
+            awaitable = proc
+        else:
+            awaitable = _call_async(proc, *self.args)
+        if isinstance(awaitable, asyncio.Future):
+            return run_aio_future(awaitable).__await__()
+        return self.loop.run_aio_coroutine(awaitable).__await__()
+
+    def __aenter__(self) -> Awaitable[Any]:
+        enter = getattr(self.proc, "__aenter__", None)
+        if enter is None or self.args:
+            raise RuntimeError(
+                "Call 'aio_as_trio(ctxfactory(*args))', not 'aio_as_trio(ctxfactory, *args)'"
+            )
+        return self.loop.run_aio_coroutine(enter())
+
+    def __aexit__(self, *exc: Any) -> Awaitable[Any]:
+        return self.loop.run_aio_coroutine(self.proc.__aexit__(*exc))
+
+    def __aiter__(self) -> Any:
+        aiter = getattr(self.proc, "__aiter__", None)
+        if aiter is None or self.args:
+            raise RuntimeError("Call 'aio_as_trio(gen(*args))', not 'aio_as_trio(gen, *args)'")
+        return run_aio_generator(self.loop, aiter())
+
+
+def aio_as_trio(proc: Any, *, loop: BaseTrioEventLoop | None = None) -> Asyncio_Trio_Wrapper:
+    """Wrap asyncio-flavoured *proc* so Trio code can ``await``/``async with``/``async for`` it.
+
+    *proc* may be an async function (``await aio_as_trio(fn)(*args)``; also usable as a
+    decorator, including on methods), an awaitable or future
+    (``await aio_as_trio(fn(*args))``, supported but discouraged because the coroutine is
+    created outside asyncio), an async context manager or an async iterator. The asyncio
+    side runs as a task on *loop* (default: the current trio-asyncio loop). Cancelling the
+    Trio caller cancels that task.
+
+    Alias: ``asyncio_as_trio``.
+    """
+    return Asyncio_Trio_Wrapper(proc, loop=loop)
+
+
+asyncio_as_trio = aio_as_trio
+
+
+class Trio_Asyncio_Wrapper:
+    """asyncio-flavoured wrapper around a Trio-flavoured function, async context manager
+    or async iterator (see :func:`trio_as_aio`)."""
+
+    def __init__(self, proc: Any, loop: BaseTrioEventLoop | None = None) -> None:
+        self.proc = proc
+        self._loop = loop
+
+    @property
+    def loop(self) -> BaseTrioEventLoop:
+        """The loop whose Trio side runs the task (default: the current one, lazily)."""
+        return _loop_or_current(self._loop)
+
+    def __get__(self, obj: Any, cls: Any) -> Any:
+        return partial(self.__call__, cls if obj is None else obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        proc = partial(self.proc, **kwargs) if kwargs else self.proc
+        return self.loop.trio_as_future(proc, *args)
+
+    def __aenter__(self) -> asyncio.Future[Any]:
+        enter = getattr(self.proc, "__aenter__", None)
+        if enter is None:
+            raise RuntimeError(
+                "Call 'trio_as_aio(ctxfactory(*args))', not 'trio_as_aio(ctxfactory, *args)'"
+            )
+        return self.loop.trio_as_future(enter)
+
+    def __aexit__(self, *exc: Any) -> asyncio.Future[Any]:
+        return self.loop.trio_as_future(self.proc.__aexit__, *exc)
+
+    def __aiter__(self) -> Any:
+        aiter = getattr(self.proc, "__aiter__", None)
+        if aiter is None:
+            raise RuntimeError("Call 'trio_as_aio(gen(*args))', not 'trio_as_aio(gen, *args)'")
+        return run_trio_generator(self.loop, aiter())
+
+
+def trio_as_aio(proc: Any, *, loop: BaseTrioEventLoop | None = None) -> Trio_Asyncio_Wrapper:
+    """Wrap Trio-flavoured *proc* so asyncio code can ``await``/``async with``/``async for`` it.
+
+    ``await trio_as_aio(fn)(*args)`` runs ``fn(*args)`` in a new Trio task of *loop*
+    (default: the current trio-asyncio loop) and evaluates to its result; the call returns
+    an :class:`asyncio.Future`, so it can be used as a decorator and cancelled like one.
+    Coroutine objects (``trio_as_aio(fn(*args))``) are not supported: Trio has no such
+    objects in its API; use ``trio_as_aio(lambda: coro)()`` if you must.
+
+    .. warning:: Entering and leaving a wrapped async context manager happen in two
+       different Trio tasks; a context manager that opens a nursery will not work.
+
+    Alias: ``trio_as_asyncio``.
+    """
+    return Trio_Asyncio_Wrapper(proc, loop=loop)
+
+
+trio_as_asyncio = trio_as_aio
+
+_shim_running: ContextVar[bool] = ContextVar("trio_asyncio_allow_asyncio", default=False)
+
+
+@types.coroutine
+def _drive_mixed(fn: Callable[..., Any], *args: Any) -> Generator[Any, Any, Any]:
+    coro = fn(*args)
+    if isinstance(coro, asyncio.Future):
+        return (yield from run_aio_future(coro).__await__())
+    send, value = coro.send, None
+    while True:
+        try:
+            yielded = send(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            if isinstance(yielded, asyncio.Future):
+                value = yield from run_aio_future(yielded).__await__()
+            else:
+                value = yield yielded
+        except BaseException as exc:
+            send, value = coro.throw, exc
+        else:
+            send = coro.send
+
+
+async def allow_asyncio(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """Run ``await fn(*args)`` so that *fn* may await Trio and asyncio code unmarked.
+
+    Trio-flavoured. Every asyncio future *fn* awaits is waited for with
+    :func:`run_aio_future`; everything else goes to Trio. Caveat: asyncio code inside sees
+    :exc:`trio.Cancelled`, not :exc:`asyncio.CancelledError`, when cancelled.
+    """
+    if _shim_running.get():
+        return await fn(*args)
+    token = _shim_running.set(True)
+    try:
+        return await _drive_mixed(fn, *args)
+    finally:
+        _shim_running.reset(token)

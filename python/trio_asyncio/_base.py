@@ -1,0 +1,523 @@
+"""``BaseTrioEventLoop``: what both trio-asyncio loops share.
+
+The hot asyncio methods (``call_soon``, ``call_later``, ``call_at``,
+``call_soon_threadsafe``, ``time``, ``stop``, ``_add_reader``/``_remove_reader``/
+``_add_writer``/``_remove_writer``, ``is_closed``) live in the Rust base class
+``_engine.LoopCore``; this module adds the Python surface around them. Transports, sockets,
+servers, TLS, unix sockets, pipes and ``sendfile`` come from asyncio's own selector loop
+classes, which only ever reach the event loop through those methods, so they run unchanged
+on the Rust reactor. See ``design/loops.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import math
+import os
+import selectors
+import signal
+import sys
+import threading
+import warnings
+import weakref
+from asyncio import base_events, coroutines, events
+from asyncio import unix_events as _unix_events
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import trio
+from sniffio import thread_local as _sniffio_thread_local
+
+from ._context import current_loop
+from ._engine import LoopCore
+from ._executor import TrioExecutor
+from ._handles import TrioTaskFuture, TrioTaskHandle
+from ._util import run_aio_future
+
+T = TypeVar("T")
+
+# Return codes of LoopCore._run_ready.
+_IDLE = 0
+_STOP = 1
+_YIELD = 2
+
+#: Longest stretch of asyncio callbacks run back to back before the driver task yields to
+#: Trio, in seconds (keeps Trio tasks and cancellation from starving).
+DRIVER_BUDGET = 0.005
+
+_GLOBAL_RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
+
+
+def _in_trio_run_of(runner: object) -> bool:
+    return runner is not None and getattr(_GLOBAL_RUN_CONTEXT, "runner", None) is runner
+
+
+def _run_py_handle(handle: asyncio.Handle) -> None:
+    if not handle._cancelled:
+        handle._run()
+
+
+class _ReactorSelector(selectors.BaseSelector):
+    """A read-only ``selectors`` view of the loop's reactor registrations.
+
+    asyncio's transports and some tests look at ``loop._selector`` (``get_key``,
+    ``get_map``); registering and selecting go through the loop, never through this view.
+    """
+
+    def __init__(self, loop: BaseTrioEventLoop) -> None:
+        self._loop_ref = weakref.ref(loop)
+
+    def _key(self, fd: int) -> selectors.SelectorKey | None:
+        loop = self._loop_ref()
+        if loop is None or loop.is_closed():
+            return None
+        reader = loop._reader_handle(fd)
+        writer = loop._writer_handle(fd)
+        events_mask = (selectors.EVENT_READ if reader is not None else 0) | (
+            selectors.EVENT_WRITE if writer is not None else 0
+        )
+        if not events_mask:
+            return None
+        return selectors.SelectorKey(fd, fd, events_mask, (reader, writer))
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        fd = selectors._fileobj_to_fd(fileobj)  # type: ignore[attr-defined]
+        key = self._key(fd)
+        if key is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        return key
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        loop = self._loop_ref()
+        if loop is None or loop.is_closed():
+            return {}
+        keys = {}
+        for fd in loop._registered_fds():
+            key = self._key(fd)
+            if key is not None:
+                keys[fd] = key
+        return keys
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        raise NotImplementedError("register through loop.add_reader()/add_writer()")
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        raise NotImplementedError("unregister through loop.remove_reader()/remove_writer()")
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        raise NotImplementedError("the trio-asyncio loop polls its reactor itself")
+
+    def close(self) -> None:
+        pass
+
+
+class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type: ignore[misc]
+    """An asyncio event loop that runs on top of Trio.
+
+    Bases: :class:`asyncio.SelectorEventLoop` (for the transports; the selector itself is
+    replaced by the Rust reactor).
+
+    Every loop created by trio-asyncio derives from this class: :class:`TrioEventLoop`
+    (from :func:`open_loop`) and the sync loop that :func:`asyncio.new_event_loop` returns
+    once trio_asyncio is imported.
+
+    :param queue_len: accepted for compatibility with trio-asyncio 0.16; the callback queue
+        is unbounded (see design/conformance.md).
+    """
+
+    # Set while the loop's Trio side exists: the nursery Trio tasks are started in, the
+    # run they live in, and its token.
+    _nursery: trio.Nursery | None = None
+    _trio_runner: object = None
+    _trio_token: trio.lowlevel.TrioToken | None = None
+
+    def __init__(self, queue_len: int | None = None) -> None:
+        # BaseEventLoop.__init__ only; BaseSelectorEventLoop.__init__ would create a
+        # selector and a self-pipe, both of which the Rust core replaces.
+        base_events.BaseEventLoop.__init__(self)
+        self._selector = _ReactorSelector(self)
+        self._transports = weakref.WeakValueDictionary()
+        self._signal_handlers: dict[int, asyncio.Handle] = {}
+        self._ssock = self._csock = None
+        self._queue_len = queue_len
+        self._close_files: set[int] = set()
+        self._child_pidfds: dict[int, int] = {}
+        self._running = False
+        self._stopped_event = trio.Event()
+        self._stopped_event.set()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.is_closed() else "running" if self.is_running() else "stopped"
+        return f"<{type(self).__name__} {state} debug={self.get_debug()}>"
+
+    # ------------------------------------------------------------------
+    # Basic state
+    # ------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        """Return True if the loop is running (processing callbacks)."""
+        return self._running
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)
+        self._set_debug(bool(enabled))
+
+    # asyncio's self-pipe is replaced by the Rust core's waker.
+    def _make_self_pipe(self) -> None:
+        pass
+
+    def _close_self_pipe(self) -> None:
+        pass
+
+    def _write_to_self(self) -> None:
+        self._wake_up()
+
+    def _process_events(self, event_list: Any) -> None:  # pragma: no cover
+        raise RuntimeError("trio-asyncio loops dispatch fd events in the Rust core")
+
+    def _run_once(self) -> None:  # pragma: no cover
+        raise RuntimeError("trio-asyncio loops are driven by a Trio task, not _run_once()")
+
+    def _timer_handle_cancelled(self, handle: Any) -> None:
+        pass
+
+    # ------------------------------------------------------------------
+    # The driver: the Trio task code that runs asyncio callbacks
+    # ------------------------------------------------------------------
+
+    async def _drive(self, set_running_loop: bool) -> None:
+        """Run asyncio callbacks until :meth:`stop` takes effect.
+
+        Trio-flavoured; the only place either loop runs callbacks. Each pass runs every
+        ready callback in Rust with no Trio checkpoint in between; the task yields to Trio
+        when it has nothing to do (sleeping until the next timer, an fd event or a wake-up)
+        and after ``DRIVER_BUDGET`` seconds of continuous work.
+        """
+        poll_fd = self._poll_fd()
+        run_ready = self._run_ready
+        tl = _sniffio_thread_local
+        while True:
+            prev_library = tl.name
+            tl.name = "asyncio"
+            if set_running_loop:
+                prev_loop = events._get_running_loop()
+                events._set_running_loop(self)
+                try:
+                    status = run_ready(DRIVER_BUDGET)
+                finally:
+                    events._set_running_loop(prev_loop)
+                    tl.name = prev_library
+            else:
+                try:
+                    status = run_ready(DRIVER_BUDGET)
+                finally:
+                    tl.name = prev_library
+            if status == _STOP:
+                return
+            if status == _YIELD:
+                await trio.lowlevel.checkpoint()
+                continue
+            deadline = self._prepare_sleep()
+            if deadline is not None and deadline < 0:
+                continue  # work arrived while preparing to sleep
+            try:
+                with trio.move_on_at(math.inf if deadline is None else deadline):
+                    await trio.lowlevel.wait_readable(poll_fd)
+            finally:
+                self._end_sleep()
+
+    def _adopt_trio_clock(self) -> None:
+        """Make ``time()`` read the clock of the Trio run we are in."""
+        clock = trio.lowlevel.current_clock()
+        offset = getattr(clock, "offset", None)
+        if type(clock).__name__ == "SystemClock" and isinstance(offset, float):
+            self._set_clock_offset(offset)
+        else:
+            self._set_clock_callable(clock.current_time)
+
+    # ------------------------------------------------------------------
+    # Trio tasks started from asyncio
+    # ------------------------------------------------------------------
+
+    def trio_as_future(self, proc: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Future[T]:
+        """Start ``await proc(*args)`` in a new Trio task; return an asyncio future for it.
+
+        The call itself can be made from any flavour on the loop's thread; awaiting the
+        returned future is asyncio-flavoured. The future resolves to the task's result or
+        error. Cancelling the future cancels the Trio task (or keeps it from starting); it
+        then resolves to :exc:`asyncio.CancelledError`.
+
+        :raises RuntimeError: if the loop is closed.
+        """
+        self._check_closed()
+        fut: TrioTaskFuture = TrioTaskFuture(loop=self)
+        self._start_trio_task(TrioTaskHandle(self, proc, args, fut, self._task_context()))
+        return fut
+
+    def run_trio_task(self, proc: Callable[..., Awaitable[Any]], *args: Any) -> TrioTaskHandle:
+        """Start ``await proc(*args)`` in a new Trio task and return a handle to cancel it.
+
+        An error raised by the task is reported to the loop's exception handler, which
+        for an :func:`open_loop` loop ends the loop.
+
+        :raises RuntimeError: if the loop is closed.
+        """
+        self._check_closed()
+        handle = TrioTaskHandle(self, proc, args, None, self._task_context())
+        self._start_trio_task(handle)
+        return handle
+
+    def _task_context(self) -> contextvars.Context:
+        ctx = contextvars.copy_context()
+        if ctx.get(current_loop) is not self:
+            ctx.run(current_loop.set, self)
+        return ctx
+
+    def _start_trio_task(self, handle: TrioTaskHandle) -> None:
+        nursery = self._nursery
+        if nursery is not None and _in_trio_run_of(self._trio_runner):
+            handle._context.run(nursery.start_soon, handle._run, name=handle._proc)
+        else:
+            # Not inside our Trio run (a sync loop between runs): start it from the
+            # driver as soon as the loop runs.
+            self.call_soon(self._start_trio_task, handle)
+
+    async def run_aio_coroutine(self, coro: Awaitable[T]) -> T:
+        """Run an asyncio-flavoured coroutine as a task on this loop; return its result.
+
+        This is a Trio-flavoured async function. Cancelling the calling Trio scope
+        cancels the task (see :func:`run_aio_future`).
+        """
+        try:
+            self._check_closed()
+            fut = asyncio.ensure_future(coro, loop=self)
+        except BaseException:
+            close = getattr(coro, "close", None)
+            if close is not None:
+                close()
+            raise
+        return await run_aio_future(fut)
+
+    run_aio_future = staticmethod(run_aio_future)
+
+    async def synchronize(self) -> None:
+        """Wait until every callback queued with ``call_soon`` before this call has run.
+
+        This is a Trio-flavoured async function.
+        """
+        done = trio.Event()
+        self.call_soon(done.set)
+        await done.wait()
+
+    async def wait_stopped(self) -> None:
+        """Wait until the loop has stopped running (Trio-flavoured)."""
+        await self._stopped_event.wait()
+
+    # ------------------------------------------------------------------
+    # Executors
+    # ------------------------------------------------------------------
+
+    def set_default_executor(self, executor: concurrent.futures.Executor) -> None:
+        if not isinstance(executor, concurrent.futures.Executor):
+            raise TypeError("executor must be an instance of concurrent.futures.Executor")
+        self._default_executor = executor
+
+    def run_in_executor(
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        """Run ``func(*args)`` in *executor* (default: a :class:`TrioExecutor`).
+
+        Any :class:`concurrent.futures.Executor` works; a :class:`TrioExecutor` runs the
+        job in a Trio worker thread.
+        """
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            self._check_default_executor()
+            if executor is None:
+                executor = TrioExecutor()
+                self._default_executor = executor
+        if isinstance(executor, TrioExecutor):
+            return self.trio_as_future(executor.submit, func, *args)
+        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
+
+    # ------------------------------------------------------------------
+    # File descriptors
+    # ------------------------------------------------------------------
+
+    def autoclose(self, fd: Any) -> None:
+        """Close *fd* (an int or an object with ``fileno()``) when the loop closes."""
+        if hasattr(fd, "fileno"):
+            fd = fd.fileno()
+        self._close_files.add(fd)
+
+    def no_autoclose(self, fd: Any) -> None:
+        """Undo :meth:`autoclose` for *fd*.
+
+        :raises KeyError: if *fd* was not marked with :meth:`autoclose`.
+        """
+        if hasattr(fd, "fileno"):
+            fd = fd.fileno()
+        self._close_files.remove(fd)
+
+    # ------------------------------------------------------------------
+    # Signals
+    # ------------------------------------------------------------------
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` as a loop callback whenever signal *sig* arrives.
+
+        :raises TypeError: for a coroutine (function) callback.
+        :raises ValueError: for an invalid or uncatchable signal number.
+        :raises RuntimeError: outside the main thread, or if the loop is closed.
+        """
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
+        handle = events.Handle(callback, args, self, None)
+        self._signal_handlers[sig] = handle
+        try:
+            signal.signal(sig, self._on_signal)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if exc.errno == 22:  # EINVAL
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
+            raise
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._handle_signal(signum)
+
+    def _add_callback_signalsafe(self, handle: asyncio.Handle) -> None:
+        self.call_soon_threadsafe(_run_py_handle, handle)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Remove the handler for *sig*; return whether there was one."""
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == 22:
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
+            raise
+        return True
+
+    # ------------------------------------------------------------------
+    # Subprocesses: child exit arrives through the reactor (pidfd), no watcher thread
+    # ------------------------------------------------------------------
+
+    async def _make_subprocess_transport(  # type: ignore[override]
+        self,
+        protocol: asyncio.BaseProtocol,
+        args: Any,
+        shell: bool,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        bufsize: int,
+        extra: Any = None,
+        **kwargs: Any,
+    ) -> asyncio.SubprocessTransport:
+        waiter = self.create_future()
+        transp = _unix_events._UnixSubprocessTransport(
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+            waiter=waiter, extra=extra, **kwargs,
+        )
+        self._watch_child(transp.get_pid(), transp)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transp.close()
+            await transp._wait()
+            raise
+        return transp  # type: ignore[no-any-return]
+
+    def _watch_child(self, pid: int, transp: Any) -> None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            thread = threading.Thread(
+                target=self._wait_child_in_thread, args=(pid, transp), daemon=True,
+                name=f"trio-asyncio waitpid({pid})",
+            )
+            thread.start()
+            return
+        self._child_pidfds[pid] = pidfd
+        self._add_reader(pidfd, self._child_exited, pid, transp)
+
+    def _child_exited(self, pid: int, transp: Any) -> None:
+        pidfd = self._child_pidfds.pop(pid)
+        self._remove_reader(pidfd)
+        os.close(pidfd)
+        self.call_soon(transp._process_exited, _reap(pid))
+
+    def _wait_child_in_thread(self, pid: int, transp: Any) -> None:
+        returncode = _reap(pid, block=True)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.call_soon, transp._process_exited, returncode)
+
+    # ------------------------------------------------------------------
+    # Closing
+    # ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the loop: drop queued callbacks, timers and fd registrations.
+
+        :raises RuntimeError: if the loop is running.
+        """
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        self._close_trio_side()
+        if self._debug:
+            base_events.logger.debug("Close %r", self)
+        if not sys.is_finalizing():
+            for sig in list(self._signal_handlers):
+                self.remove_signal_handler(sig)
+        for pidfd in self._child_pidfds.values():
+            os.close(pidfd)
+        self._child_pidfds.clear()
+        for fd in self._close_files:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._close_files.clear()
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+        self._close_core()
+
+    def _close_trio_side(self) -> None:
+        """Hook: end whatever Trio machinery the loop owns (the sync loop's fiber)."""
+
+
+def _reap(pid: int, block: bool = False) -> int:
+    try:
+        got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        base_events.logger.warning("Unknown child process pid %d, will report returncode 255", pid)
+        return 255
+    if got == 0:  # pragma: no cover  (pidfd said it exited)
+        got, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+__all__ = ["BaseTrioEventLoop", "TrioExecutor"]

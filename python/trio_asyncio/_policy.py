@@ -1,0 +1,170 @@
+"""Compatibility mode: make asyncio's loop creation outside Trio return the sync loop.
+
+This is the only module that patches asyncio. On import it
+
+- installs :class:`TrioPolicy` as asyncio's global policy (through the original setter,
+  because the C ``_asyncio`` module calls the original ``get_event_loop_policy`` and so
+  always sees the global one);
+- replaces ``get_event_loop_policy``/``set_event_loop_policy`` so that a policy set by the
+  user is kept per thread and respected outside Trio;
+- replaces ``_get_running_loop``/``get_running_loop``/``get_event_loop``/
+  ``set_event_loop``/``new_event_loop`` so that inside a Trio task they answer with the
+  task's trio-asyncio loop (:data:`current_loop`).
+
+Every private name used is listed in design/loops.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from asyncio import events
+from typing import Any
+
+import trio
+
+from ._context import current_loop
+from ._sync import SYNC_LOOP_TASK_NAME, SyncTrioEventLoop
+
+_RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
+
+_original_get_policy = events.get_event_loop_policy
+_original_set_policy = events.set_event_loop_policy
+_c_get_running_loop = events._get_running_loop
+
+
+class _UserPolicy(threading.local):
+    policy: asyncio.AbstractEventLoopPolicy | None = None
+
+
+_user = _UserPolicy()
+
+
+def _trio_task() -> Any:
+    return getattr(_RUN_CONTEXT, "task", None)
+
+
+def _in_trio_other_than_sync_loop() -> bool:
+    task = _trio_task()
+    return task is not None and task.name != SYNC_LOOP_TASK_NAME
+
+
+def _trio_task_loop(task: Any) -> Any:
+    return task.context.get(current_loop)
+
+
+class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+    """asyncio's global policy while trio_asyncio is imported.
+
+    Outside Trio it behaves like asyncio's default policy except that new loops are
+    :class:`SyncTrioEventLoop`; when the user has set a policy in this thread, it forwards
+    to that one. Inside Trio, the current loop is the Trio task's trio-asyncio loop, and
+    creating loops is refused (use :func:`open_loop`).
+    """
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        if _in_trio_other_than_sync_loop():
+            raise RuntimeError(
+                "You're within a Trio environment.\nUse 'async with open_loop()' instead."
+            )
+        if _user.policy is not None:
+            return _user.policy.new_event_loop()
+        return SyncTrioEventLoop()
+
+    def get_event_loop(self) -> asyncio.AbstractEventLoop:
+        task = _trio_task()
+        if task is not None:
+            loop = _trio_task_loop(task)
+            if loop is None:
+                raise RuntimeError(
+                    "There is no trio-asyncio loop in this Trio task: "
+                    "use 'async with trio_asyncio.open_loop()'"
+                )
+            return loop  # type: ignore[no-any-return]
+        if _user.policy is not None:
+            return _user.policy.get_event_loop()
+        return super().get_event_loop()  # type: ignore[no-any-return]
+
+    def set_event_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        if _in_trio_other_than_sync_loop():
+            current_loop.set(loop)  # type: ignore[arg-type]
+        elif _user.policy is not None:
+            _user.policy.set_event_loop(loop)
+        else:
+            super().set_event_loop(loop)
+
+
+_trio_policy = TrioPolicy()
+
+
+def get_event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    if _user.policy is not None and _trio_task() is None:
+        return _user.policy
+    return _trio_policy
+
+
+def set_event_loop_policy(policy: asyncio.AbstractEventLoopPolicy | None) -> None:
+    if isinstance(policy, TrioPolicy):
+        raise RuntimeError("You can't set the Trio loop policy manually")
+    if _in_trio_other_than_sync_loop():
+        raise RuntimeError("You can't change the event loop policy in Trio context")
+    if policy is not None and not isinstance(policy, asyncio.AbstractEventLoopPolicy):
+        raise TypeError(
+            "policy must be an instance of AbstractEventLoopPolicy or None, "
+            f"not '{type(policy).__name__}'"
+        )
+    _user.policy = policy
+
+
+def _get_running_loop() -> asyncio.AbstractEventLoop | None:
+    loop = _c_get_running_loop()
+    if loop is not None:
+        return loop  # type: ignore[no-any-return]
+    task = _trio_task()
+    if task is None:
+        return None
+    return _trio_task_loop(task)  # type: ignore[no-any-return]
+
+
+def get_running_loop() -> asyncio.AbstractEventLoop:
+    loop = _get_running_loop()
+    if loop is None:
+        raise RuntimeError("no running event loop")
+    return loop
+
+
+def get_event_loop() -> asyncio.AbstractEventLoop:
+    loop = _get_running_loop()
+    if loop is not None:
+        return loop
+    return get_event_loop_policy().get_event_loop()
+
+
+def set_event_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    get_event_loop_policy().set_event_loop(loop)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    return get_event_loop_policy().new_event_loop()
+
+
+_PATCHES = {
+    "get_event_loop_policy": get_event_loop_policy,
+    "set_event_loop_policy": set_event_loop_policy,
+    "_get_running_loop": _get_running_loop,
+    "get_running_loop": get_running_loop,
+    "get_event_loop": get_event_loop,
+    "set_event_loop": set_event_loop,
+    "new_event_loop": new_event_loop,
+}
+
+
+def install() -> None:
+    """Install the policy and the patched functions (idempotent)."""
+    if events.get_event_loop_policy is get_event_loop_policy:
+        return
+    _original_set_policy(_trio_policy)
+    for name, fn in _PATCHES.items():
+        setattr(events, name, fn)
+        if hasattr(asyncio, name):
+            setattr(asyncio, name, fn)
