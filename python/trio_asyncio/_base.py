@@ -132,6 +132,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     _nursery: trio.Nursery | None = None
     _trio_runner: object = None
     _trio_token: trio.lowlevel.TrioToken | None = None
+    _running = False
 
     def __init__(self, queue_len: int | None = None) -> None:
         # BaseEventLoop.__init__ only; BaseSelectorEventLoop.__init__ would create a

@@ -118,8 +118,8 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         if fiber is None:
             return
         self._fiber = None
-        if fiber.dead:
-            return
+        if fiber.dead or sys.is_finalizing():
+            return  # at interpreter exit the suspended run is simply abandoned
         if current_fiber() is fiber:
             raise RuntimeError("You can't close a sync loop from the inside")
         self._fiber = fiber

@@ -74,6 +74,15 @@ def switch_into(fiber_state: ThreadStateSlot) -> ThreadStateSlot:
 
 
 def switch_out_of(fiber_state: ThreadStateSlot, caller: ThreadStateSlot) -> None:
-    """Save the fiber's state and reinstall the caller's."""
+    """Save the fiber's state and reinstall the caller's.
+
+    A handler or hook the fiber side did not change is not remembered as the fiber's own:
+    next time the fiber inherits whatever its caller has then (e.g. ``asyncio.Runner``'s
+    SIGINT handler, which is only installed for one run).
+    """
     fiber_state.capture()
+    if fiber_state.sigint is caller.sigint:
+        fiber_state.sigint = _UNSET
+    if fiber_state.asyncgen_hooks == caller.asyncgen_hooks:
+        fiber_state.asyncgen_hooks = _UNSET
     caller.install(fiber_side=False)
