@@ -17,6 +17,9 @@
 //! | `fs_state_clear(s)` | free a finished fiber's leftovers (refs, data-stack chunks) |
 //! | `fs_state_drop_refs(s)` | drop only the object refs (tp_clear) |
 //! | `fs_state_refs(s, out, n)` | borrowed refs for tp_traverse |
+//! | `fs_state_take_chunk(s)` | detach a finished state's empty root data-stack chunk |
+//! | `fs_state_give_chunk(s, c)` | give a never-run state a recycled root chunk |
+//! | `fs_free_chunk(c)` | free a detached chunk |
 //! | `fs_is_finalizing()` | interpreter finalization has started |
 //!
 //! The fields moved by save/restore on 3.11: `cframe` (with its `current_frame`), recursion
@@ -28,8 +31,10 @@
 //! Rust never looks inside [`SavedState`]: the C compiler computes every offset from the
 //! interpreter's own headers.
 
+use std::cell::RefCell;
 use std::ffi::{c_int, c_ulong, c_void};
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 
 use pyo3::ffi::PyObject;
 
@@ -59,6 +64,9 @@ mod ffi {
             out: *mut *mut PyObject,
             n: usize,
         ) -> usize;
+        pub(super) fn fs_state_take_chunk(s: *mut SavedState) -> *mut c_void;
+        pub(super) fn fs_state_give_chunk(s: *mut SavedState, chunk: *mut c_void);
+        pub(super) fn fs_free_chunk(chunk: *mut c_void);
         pub(super) fn fs_is_finalizing() -> c_int;
     }
 }
@@ -90,20 +98,29 @@ pub(crate) fn layout_ok() -> bool {
 }
 
 impl SavedState {
-    /// State of a fiber that has never run, starting at Python recursion depth `depth`.
+    /// State of a fiber that has never run, starting at Python recursion depth `depth`, with
+    /// a recycled data-stack chunk when this thread has one.
     pub(crate) fn new_fiber(depth: i32) -> Self {
-        let mut s = SavedState {
-            bytes: [MaybeUninit::uninit(); FS_STATE_CAPACITY],
-        };
+        let mut s = Self::blank(depth);
+        if let Some(chunk) = CHUNKS.try_with(|c| c.borrow_mut().0.pop()).ok().flatten() {
+            // SAFETY: `s` is a never-run state; `chunk` came from `fs_state_take_chunk` and is
+            // owned by the cache, which gives it up here.
+            unsafe { ffi::fs_state_give_chunk(&mut s, chunk.as_ptr()) };
+        }
+        s
+    }
+
+    fn blank(depth: i32) -> Self {
+        let mut s = SavedState { bytes: [MaybeUninit::uninit(); FS_STATE_CAPACITY] };
         // SAFETY: `s` is properly aligned storage of at least fs_state_size() bytes
         // (checked by `layout_ok` at module init); init writes every field and reads none.
         unsafe { ffi::fs_state_init(&mut s, depth) };
         s
     }
 
-    /// Uninitialised storage for a state that `save` will fill.
+    /// Storage for a state that `save` will fill.
     pub(crate) fn empty() -> Self {
-        Self::new_fiber(0)
+        Self::blank(0)
     }
 
     /// Give the state its contextvars context (reference stolen).
@@ -150,6 +167,23 @@ impl SavedState {
     /// GIL held; the state belongs to a fiber that finished (its interpreter frames were all
     /// popped) and is not restored. May run Python code.
     pub(crate) unsafe fn clear_finished(&mut self) {
+        // SAFETY: forwarded caller contract (finished, not restored).
+        let chunk = NonNull::new(unsafe { ffi::fs_state_take_chunk(self) });
+        if let Some(chunk) = chunk {
+            let kept = CHUNKS.try_with(|c| {
+                let mut c = c.borrow_mut();
+                if c.0.len() < CHUNK_CACHE_CAP {
+                    c.0.push(chunk);
+                    true
+                } else {
+                    false
+                }
+            });
+            if kept != Ok(true) {
+                // SAFETY: the chunk was detached from the state above and is owned here.
+                unsafe { ffi::fs_free_chunk(chunk.as_ptr()) };
+            }
+        }
         // SAFETY: forwarded caller contract.
         unsafe { ffi::fs_state_clear(self) }
     }
@@ -175,6 +209,25 @@ impl SavedState {
             f(*p);
         }
     }
+}
+
+/// Empty data-stack root chunks kept per thread for the next fibers.
+const CHUNK_CACHE_CAP: usize = 128;
+
+struct ChunkCache(Vec<NonNull<c_void>>);
+
+impl Drop for ChunkCache {
+    fn drop(&mut self) {
+        for chunk in self.0.drain(..) {
+            // SAFETY: cached chunks are detached and owned by the cache; freeing goes through
+            // the arena allocator, which needs no thread state.
+            unsafe { ffi::fs_free_chunk(chunk.as_ptr()) };
+        }
+    }
+}
+
+thread_local! {
+    static CHUNKS: RefCell<ChunkCache> = const { RefCell::new(ChunkCache(Vec::new())) };
 }
 
 /// Run `body(arg)` on the current (fiber) stack below a fresh bottom C frame; returns the
