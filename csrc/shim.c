@@ -14,11 +14,11 @@
  *       frames, no handled exception, no context, recursion depth initial_depth.
  *   void fs_state_set_context(fs_state *s, PyObject *ctx)
  *       Store a context in a state (steals the reference).
- *   int  fs_save(fs_state *s)
+ *   int  fs_save(PyThreadState *ts, fs_state *s)
  *       Move the per-context thread-state fields into s (s takes ownership of
  *       the references). Returns the "carry" value that fs_restore must put
  *       back into the incoming context (3.11: the tracing flag of the C frame).
- *   void fs_restore(fs_state *s, int carry)
+ *   void fs_restore(PyThreadState *ts, fs_state *s, int carry)
  *       Move s back into the thread state (the thread state takes ownership).
  *   int  fs_run_bottom(void (*body)(void *), void *arg)
  *       Run on the fiber's own stack: install a bottom C frame (3.11/3.12),
@@ -44,7 +44,8 @@
  *       Non-zero once interpreter finalization has started (no kill attempts then).
  *
  * Rules (see src/fiber/mod.rs): every function is called with the GIL held on the
- * thread that owns the state. fs_save/fs_restore never run Python code, never
+ * thread that owns the state; `ts` is that thread's (current) thread state, passed in
+ * because save/restore are on the switch path. fs_save/fs_restore never run Python code, never
  * allocate and never touch the error indicator (curexc_*), which is deliberately
  * not part of the saved state.
  *
@@ -99,9 +100,8 @@ fs_state_set_context(fs_state *s, PyObject *ctx)
 }
 
 int
-fs_save(fs_state *s)
+fs_save(PyThreadState *ts, fs_state *s)
 {
-    PyThreadState *ts = PyThreadState_GET();
     s->cframe = ts->cframe;
     s->recursion_depth = ts->recursion_limit - ts->recursion_remaining;
     s->trash_delete_nesting = ts->trash_delete_nesting;
@@ -120,9 +120,8 @@ fs_save(fs_state *s)
 }
 
 void
-fs_restore(fs_state *s, int carry)
+fs_restore(PyThreadState *ts, fs_state *s, int carry)
 {
-    PyThreadState *ts = PyThreadState_GET();
     if (s->cframe != NULL) {
         ts->cframe = s->cframe;
         ts->cframe->use_tracing = (uint8_t)carry;

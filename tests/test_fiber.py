@@ -776,3 +776,10 @@ def test_statistics_counts() -> None:
     assert after["switches"] == before["switches"] + 2
     del fib
     assert stats()["live"] == before["live"]
+
+
+def test_fn_is_positional_only() -> None:
+    def body(**kw):
+        return kw
+
+    assert Fiber(body, fn=1).switch() == {"fn": 1}

@@ -125,7 +125,7 @@ impl Fiber {
             entry: RefCell::new(Some(Entry { func, args, kwargs })),
             stack_size: stack_size.map(|s| s.max(stack::MIN_STACK_SIZE)),
             co: UnsafeCell::new(None),
-            shared: Box::new(Shared::new(SavedState::empty())),
+            shared: Box::new(Shared::new(SavedState::blank(0))),
         })
     }
 

@@ -36,10 +36,10 @@ use std::ffi::{c_int, c_ulong, c_void};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use pyo3::ffi::PyObject;
+use pyo3::ffi::{PyObject, PyThreadState};
 
 /// Bytes reserved for one saved state (the 3.11 shim needs 80).
-pub(crate) const FS_STATE_CAPACITY: usize = 192;
+pub(crate) const FS_STATE_CAPACITY: usize = 128;
 
 /// Opaque, inline storage for the shim's `fs_state`.
 #[repr(C, align(16))]
@@ -54,8 +54,8 @@ mod ffi {
         pub(super) fn fs_built_version() -> c_ulong;
         pub(super) fn fs_state_init(s: *mut SavedState, initial_depth: c_int);
         pub(super) fn fs_state_set_context(s: *mut SavedState, ctx: *mut PyObject);
-        pub(super) fn fs_save(s: *mut SavedState) -> c_int;
-        pub(super) fn fs_restore(s: *mut SavedState, carry: c_int);
+        pub(super) fn fs_save(ts: *mut PyThreadState, s: *mut SavedState) -> c_int;
+        pub(super) fn fs_restore(ts: *mut PyThreadState, s: *mut SavedState, carry: c_int);
         pub(super) fn fs_run_bottom(body: extern "C" fn(*mut c_void), arg: *mut c_void) -> c_int;
         pub(super) fn fs_state_clear(s: *mut SavedState);
         pub(super) fn fs_state_drop_refs(s: *mut SavedState);
@@ -110,17 +110,23 @@ impl SavedState {
         s
     }
 
-    fn blank(depth: i32) -> Self {
-        let mut s = SavedState { bytes: [MaybeUninit::uninit(); FS_STATE_CAPACITY] };
+    /// A valid state that owns nothing (placeholder until a fiber starts).
+    pub(crate) fn blank(depth: i32) -> Self {
+        let mut s = SavedState {
+            bytes: [MaybeUninit::uninit(); FS_STATE_CAPACITY],
+        };
         // SAFETY: `s` is properly aligned storage of at least fs_state_size() bytes
         // (checked by `layout_ok` at module init); init writes every field and reads none.
         unsafe { ffi::fs_state_init(&mut s, depth) };
         s
     }
 
-    /// Storage for a state that `save` will fill.
+    /// Storage for a state that `save` will fill (`fs_save` writes every field, so the
+    /// bytes are left uninitialised: this is on the switch path).
     pub(crate) fn empty() -> Self {
-        Self::blank(0)
+        SavedState {
+            bytes: [MaybeUninit::uninit(); FS_STATE_CAPACITY],
+        }
     }
 
     /// Give the state its contextvars context (reference stolen).
@@ -137,28 +143,28 @@ impl SavedState {
     /// Move the running context's fields out of the thread state into `self`.
     ///
     /// # Safety
-    /// GIL held on the owning thread; `self` does not hold a live state (it was restored or
+    /// GIL held on the owning thread, whose thread state is `ts`; `self` does not hold a live state (it was restored or
     /// is empty), otherwise its references leak; must be followed by a [`restore`] of another
     /// state before any Python code runs.
     ///
     /// [`restore`]: SavedState::restore
-    pub(crate) unsafe fn save(&mut self) -> Carry {
+    pub(crate) unsafe fn save(&mut self, ts: *mut PyThreadState) -> Carry {
         // SAFETY: forwarded caller contract.
-        Carry(unsafe { ffi::fs_save(self) })
+        Carry(unsafe { ffi::fs_save(ts, self) })
     }
 
     /// Move `self` into the thread state, carrying `carry` over.
     ///
     /// # Safety
-    /// GIL held on the owning thread; the thread state's own fields were just saved with
+    /// GIL held on the owning thread, whose thread state is `ts`; the thread state's own fields were just saved with
     /// [`save`] (no Python code ran since); if `self` was saved from a C stack, that stack
     /// is the one now executing (or about to be, via the coroutine switch that follows with
     /// nothing else in between).
     ///
     /// [`save`]: SavedState::save
-    pub(crate) unsafe fn restore(&mut self, carry: Carry) {
+    pub(crate) unsafe fn restore(&mut self, ts: *mut PyThreadState, carry: Carry) {
         // SAFETY: forwarded caller contract.
-        unsafe { ffi::fs_restore(self, carry.0) }
+        unsafe { ffi::fs_restore(ts, self, carry.0) }
     }
 
     /// Release a finished fiber's leftovers: context, handled exception, data-stack chunks.

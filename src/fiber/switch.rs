@@ -186,6 +186,8 @@ pub(crate) unsafe fn resume(
     pyobj: *mut pyo3::ffi::PyObject,
 ) -> Outcome {
     let mut parent = SavedState::empty();
+    // SAFETY: GIL held (caller contract), so the thread has a current thread state.
+    let ts = unsafe { pyo3::ffi::PyThreadState_Get() };
     CHAIN.with(|c| c.borrow_mut().push(Link { shared, pyobj }));
     stats::switched();
     let saved = shared.saved.get();
@@ -195,8 +197,8 @@ pub(crate) unsafe fn resume(
     // state (not restored: the fiber is not running), and the coroutine switch follows
     // immediately.
     let r = unsafe {
-        let carry = parent.save();
-        (*saved).restore(carry);
+        let carry = parent.save(ts);
+        (*saved).restore(ts, carry);
         co.resume(input)
     };
     let out = match r {
@@ -204,8 +206,8 @@ pub(crate) unsafe fn resume(
             // SAFETY: back on the resumer's stack with the fiber's fields live; `parent`
             // was saved on this very stack by the code above.
             unsafe {
-                let carry = (*saved).save();
-                parent.restore(carry);
+                let carry = (*saved).save(ts);
+                parent.restore(ts, carry);
             }
             Outcome::Suspended(v)
         }
@@ -213,8 +215,8 @@ pub(crate) unsafe fn resume(
             // SAFETY: as above; the fiber's bottom C frame is gone, so its final tracing
             // flag comes from `fin.carry` instead of the thread state.
             unsafe {
-                (*saved).save();
-                parent.restore(fin.carry);
+                (*saved).save(ts);
+                parent.restore(ts, fin.carry);
             }
             Outcome::Finished(fin.result)
         }

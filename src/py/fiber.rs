@@ -20,7 +20,7 @@ pub struct PyFiber {
 #[pymethods]
 impl PyFiber {
     #[new]
-    #[pyo3(signature = (r#fn, *args, stack_size = None, **kwargs))]
+    #[pyo3(signature = (r#fn, /, *args, stack_size = None, **kwargs))]
     fn new(
         py: Python<'_>,
         r#fn: Py<PyAny>,
