@@ -20,8 +20,14 @@ use pyo3::prelude::*;
 mod _engine {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use crate::py::errors::FiberExit;
+    #[pymodule_export]
+    use crate::py::fiber::{current, fiber_statistics, suspend, PyFiber};
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::py::fiber::check_runtime(m.py())?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("build_info", crate::py::build_info(m.py())?)?;
         Ok(())

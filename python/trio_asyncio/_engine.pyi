@@ -1,5 +1,26 @@
 # Hand-written stub for the Rust extension module trio_asyncio._engine.
-from typing import Any
+from typing import Any, Callable, final
 
 __version__: str
 build_info: dict[str, Any]
+
+# ---------------------------------------------------------------- fibers (src/py/fiber.rs)
+
+class FiberExit(BaseException):
+    """Kills a fiber; leaving the fiber's function it is a normal finish returning None."""
+
+@final
+class Fiber:
+    def __init__(
+        self, fn: Callable[..., Any], /, *args: Any, stack_size: int | None = None, **kwargs: Any
+    ) -> None: ...
+    def switch(self, value: Any = None) -> Any: ...
+    def throw(self, exc: BaseException | type[BaseException], /) -> Any: ...
+    @property
+    def dead(self) -> bool: ...
+    @property
+    def started(self) -> bool: ...
+
+def suspend(value: Any = None) -> Any: ...
+def current() -> Fiber | None: ...
+def fiber_statistics() -> dict[str, int]: ...

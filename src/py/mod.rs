@@ -12,3 +12,6 @@ pub(crate) fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("target_arch", std::env::consts::ARCH)?;
     Ok(d)
 }
+
+pub(crate) mod errors;
+pub(crate) mod fiber;
