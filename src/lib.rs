@@ -20,6 +20,15 @@ use pyo3::prelude::*;
 mod _engine {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use crate::py::handle::Handle;
+    #[pymodule_export]
+    use crate::py::handle::TimerHandle;
+    #[pymodule_export]
+    use crate::py::loop_core::CoreStatistics;
+    #[pymodule_export]
+    use crate::py::loop_core::LoopCore;
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,5 +1,12 @@
 //! Python-facing classes and functions, and the conversion of engine errors to exceptions.
 
+// Scheduler (branch `sched`).
+mod asyncio_refs;
+pub(crate) mod errors;
+mod gil_cell;
+pub(crate) mod handle;
+pub(crate) mod loop_core;
+
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
