@@ -125,7 +125,7 @@ fn handle_repr<'py>(h: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyString>> {
     let py = h.py();
     let hd = h.get();
     if let Some(r) = hd.data.with(py, |d| d.repr.as_ref().map(|r| r.clone_ref(py))) {
-        return Ok(r.into_bound(py).str()?);
+        return r.into_bound(py).str();
     }
     let mut info: Vec<String> = vec![h.get_type().name()?.to_string()];
     let cancelled = hd.cancelled.load(Ordering::Relaxed);

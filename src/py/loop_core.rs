@@ -42,7 +42,7 @@ use crate::errors::SchedulerError;
 use crate::scheduler::clock;
 use crate::scheduler::reactor::{Direction, Reactor};
 use crate::scheduler::ready::ReadyQueue;
-use crate::scheduler::timers::{Cancellable, TimerHeap};
+use crate::scheduler::timers::TimerHeap;
 use crate::scheduler::waker::Waker;
 
 /// `_run_ready` results.
@@ -380,10 +380,10 @@ impl LoopCore {
                     s.timers.compact(&mut dead);
                 }
                 s.timers.pop_cancelled_top(&mut dead);
-                while let Some(h) = s.timers.pop_due(limit, &mut dead) {
-                    h.get().scheduled.store(false, Ordering::Relaxed);
-                    s.ready.push(h);
-                }
+                // `scheduled` is cleared (and cancelled ones skipped) when they are dequeued
+                // to run: touching each handle here too would double the cache misses.
+                let CoreState { timers, ready, .. } = s;
+                timers.drain_due(limit, |h| ready.push(h));
             });
             for h in &dead {
                 h.get().scheduled.store(false, Ordering::Relaxed);
@@ -399,7 +399,12 @@ impl LoopCore {
         for _ in 0..ntodo {
             let next = self.state.with(py, |s| {
                 let h = s.ready.pop()?;
-                let live = !h.is_cancelled();
+                let hd = h.get();
+                let live = !hd.cancelled.load(Ordering::Relaxed);
+                if hd.is_timer && hd.scheduled.swap(false, Ordering::Relaxed) && !live {
+                    // Cancelled while queued: it was counted as a cancelled heap entry.
+                    s.timers.forget_cancelled();
+                }
                 if live {
                     s.callbacks += 1;
                 }
@@ -438,6 +443,25 @@ impl LoopCore {
             asyncio_refs::logger(py)?.call_method1("warning", ("Executing %s took %.3f seconds", what, dt))?;
         }
         Ok(())
+    }
+
+    /// Whether the earliest live timer is already due: then the next iteration has work
+    /// and the driver must not go through a sleep (a `call_later(0)` chain would otherwise
+    /// pay a poll and a wake-fd drain per callback).
+    fn timer_due(&self, py: Python<'_>) -> PyResult<bool> {
+        let (top, resolution, dead) = self.state.with(py, |s| {
+            let mut dead = Vec::new();
+            s.timers.pop_cancelled_top(&mut dead);
+            (s.timers.peek_when(), s.clock_resolution, dead)
+        });
+        for h in &dead {
+            h.get().scheduled.store(false, Ordering::Relaxed);
+        }
+        drop(dead);
+        match top {
+            None => Ok(false),
+            Some(when) => Ok(when < self.now(py)? + resolution),
+        }
     }
 
     fn is_idle(&self, py: Python<'_>) -> bool {
@@ -794,7 +818,7 @@ impl LoopCore {
             if core.stopping.load(Ordering::SeqCst) {
                 return Ok(STOP);
             }
-            if core.is_idle(py) {
+            if core.is_idle(py) && !core.timer_due(py)? {
                 return Ok(IDLE);
             }
             if clock::coarse() - start >= budget {
