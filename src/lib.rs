@@ -24,6 +24,14 @@ mod _engine {
     use crate::py::errors::FiberExit;
     #[pymodule_export]
     use crate::py::fiber::{current, fiber_statistics, suspend, PyFiber};
+    #[pymodule_export]
+    use crate::py::handle::Handle;
+    #[pymodule_export]
+    use crate::py::handle::TimerHandle;
+    #[pymodule_export]
+    use crate::py::loop_core::CoreStatistics;
+    #[pymodule_export]
+    use crate::py::loop_core::LoopCore;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -26,3 +26,36 @@ impl From<FiberError> for PyErr {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Scheduler errors (branch `sched`): each maps to the exception stock asyncio raises.
+// ---------------------------------------------------------------------------------------
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+
+use crate::errors::SchedulerError;
+
+impl From<SchedulerError> for PyErr {
+    fn from(e: SchedulerError) -> PyErr {
+        match e {
+            SchedulerError::Closed | SchedulerError::WrongThread => {
+                PyRuntimeError::new_err(e.to_string())
+            }
+            SchedulerError::InvalidFd(_) => PyValueError::new_err(e.to_string()),
+            // OSError(errno, strerror) picks the errno's subclass (PermissionError, ...),
+            // as the selector modules do.
+            SchedulerError::Io(io) => match io.raw_os_error() {
+                Some(errno) => {
+                    let msg = std::io::Error::from_raw_os_error(errno).to_string();
+                    // Rust appends " (os error N)"; CPython's strerror does not.
+                    let msg = match msg.rfind(" (os error ") {
+                        Some(i) => msg[..i].to_owned(),
+                        None => msg,
+                    };
+                    PyOSError::new_err((errno, msg))
+                }
+                None => PyOSError::new_err(io.to_string()),
+            },
+        }
+    }
+}

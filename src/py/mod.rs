@@ -1,5 +1,10 @@
 //! Python-facing classes and functions, and the conversion of engine errors to exceptions.
 
+mod asyncio_refs;
+mod gil_cell;
+pub(crate) mod handle;
+pub(crate) mod loop_core;
+
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 

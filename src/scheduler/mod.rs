@@ -1,1 +1,25 @@
-//! The asyncio engine shared by both loops (see design/scheduler.md).
+//! The asyncio engine shared by both loops (see `design/scheduler.md`).
+//!
+//! Pure Rust, no Python: the Python-facing `LoopCore` (`py/loop_core.rs`) owns one of each
+//! and decides what the items are (`Py<Handle>`).
+//!
+//! ```text
+//!   call_soon ───────────────▶ ready FIFO ──(d) run batch──▶ callbacks
+//!   call_soon_threadsafe ─▶ threadsafe queue ──(a)──┘ ▲ ▲
+//!   call_at/call_later ───▶ timer heap ───(c) due─────┘ │
+//!   add_reader/add_writer ▶ reactor (epoll|kqueue|poll) ─(b) ready fds
+//!   any producer while the driver sleeps ──▶ waker (eventfd|pipe) ─▶ poller fd readable
+//! ```
+//!
+//! - [`ready`]: the FIFO and asyncio's "one batch per iteration" rule.
+//! - [`timers`]: `(when, seq)` min-heap, lazy cancellation, asyncio's compaction rule.
+//! - [`reactor`]: persistent level-triggered fd registrations over [`sys`] backends.
+//! - [`waker`]: the sleep/wake handshake (one wake-up write per sleep, none while awake).
+//! - [`clock`]: the native monotonic clock.
+
+pub(crate) mod clock;
+pub(crate) mod reactor;
+pub(crate) mod ready;
+pub(crate) mod sys;
+pub(crate) mod timers;
+pub(crate) mod waker;

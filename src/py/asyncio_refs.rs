@@ -1,0 +1,41 @@
+//! asyncio helpers the engine calls instead of re-implementing them (their output is part
+//! of asyncio's observable behaviour: reprs, log lines, exception-handler messages).
+//! Each is imported once per process.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+macro_rules! cached {
+    ($(#[$m:meta])* $name:ident = $module:literal . $attr:literal) => {
+        $(#[$m])*
+        pub(crate) fn $name(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+            static CELL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            CELL.import(py, $module, $attr)
+        }
+    };
+}
+
+cached!(
+    /// `asyncio.format_helpers._format_callback_source(callback, args)`.
+    format_callback_source = "asyncio.format_helpers"."_format_callback_source"
+);
+cached!(
+    /// `asyncio.format_helpers.extract_stack(frame)`.
+    extract_stack = "asyncio.format_helpers"."extract_stack"
+);
+cached!(
+    /// `asyncio.base_events._format_handle(handle)` (slow-callback log lines).
+    format_handle = "asyncio.base_events"."_format_handle"
+);
+cached!(
+    /// `asyncio.log.logger`.
+    logger = "asyncio.log"."logger"
+);
+cached!(
+    /// `asyncio.coroutines.iscoroutine`.
+    iscoroutine = "asyncio.coroutines"."iscoroutine"
+);
+cached!(
+    /// `asyncio.coroutines.iscoroutinefunction`.
+    iscoroutinefunction = "asyncio.coroutines"."iscoroutinefunction"
+);
