@@ -54,6 +54,10 @@ def _in_trio_run_of(runner: object) -> bool:
     return runner is not None and getattr(_GLOBAL_RUN_CONTEXT, "runner", None) is runner
 
 
+def _noop() -> None:
+    pass
+
+
 def _run_py_handle(handle: asyncio.Handle) -> None:
     if not handle._cancelled:
         handle._run()
@@ -94,7 +98,7 @@ class _ReactorSelector(selectors.BaseSelector):
         if loop is None or loop.is_closed():
             return {}
         keys = {}
-        for fd in loop._registered_fds():
+        for fd in loop._fd_registrations():
             key = self._key(fd)
             if key is not None:
                 keys[fd] = key
@@ -173,7 +177,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         pass
 
     def _write_to_self(self) -> None:
-        self._wake_up()
+        self.call_soon_threadsafe(_noop)
 
     def _process_events(self, event_list: Any) -> None:  # pragma: no cover
         raise RuntimeError("trio-asyncio loops dispatch fd events in the Rust core")
@@ -221,8 +225,11 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                 await trio.lowlevel.checkpoint()
                 continue
             deadline = self._prepare_sleep()
-            if deadline is not None and deadline < 0:
-                continue  # work arrived while preparing to sleep
+            if deadline == 0.0:
+                # Work arrived while preparing to sleep (or a timer is due at 0.0 on a
+                # mock clock): run another pass.
+                self._end_sleep()
+                continue
             try:
                 with trio.move_on_at(math.inf if deadline is None else deadline):
                     await trio.lowlevel.wait_readable(poll_fd)
