@@ -18,7 +18,7 @@ import trio
 import trio_asyncio
 from trio_asyncio._sync import SyncTrioEventLoop
 
-from .conftest import open_fds, rss_kib
+from conftest import open_fds, rss_kib
 
 
 async def add(a: int, b: int) -> int:
