@@ -34,6 +34,9 @@ class L(_engine.LoopCore, asyncio.BaseEventLoop):
 
     def __init__(self) -> None:
         super().__init__()
+        # Deterministic under `python -X dev` / PYTHONASYNCIODEBUG=1 too (which turn on
+        # asyncio's debug mode): tests that want debug mode turn it on themselves.
+        self.set_debug(False)
         self.errors: list[dict[str, Any]] = []
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
@@ -418,6 +421,13 @@ def test_bad_fds_raise_like_asyncio(loop: L) -> None:
     assert loop.statistics().writers == 0
     assert loop._remove_reader(-1) is False
     assert loop._remove_reader("nope") is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="epoll refuses regular files")
+def test_regular_file_is_refused_like_epoll_selector(loop: L, tmp_path: Any) -> None:
+    with open(tmp_path / "f", "w") as f:
+        with pytest.raises(PermissionError):
+            loop._add_reader(f.fileno(), lambda: None)
 
 
 def test_closed_fd_without_removal_then_reused(loop: L) -> None:

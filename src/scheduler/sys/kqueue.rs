@@ -17,6 +17,11 @@ pub(crate) struct Poller {
     buf: Vec<libc::kevent>,
 }
 
+// SAFETY: `buf` only holds plain event records copied out of the kernel; their `udata`
+// pointer is never set by us nor dereferenced, so moving the poller across threads is safe
+// (the raw pointer field is what makes `libc::kevent` `!Send`).
+unsafe impl Send for Poller {}
+
 fn change(fd: RawFd, filter: i32, flags: u32) -> libc::kevent {
     // SAFETY: kevent is a plain C struct for which all-zero bytes is a valid value.
     let mut kev: libc::kevent = unsafe { std::mem::zeroed() };
