@@ -41,6 +41,12 @@ def ratios_png(data: dict, out: Path) -> Path:
                 ys.append(c["ratio"])
         ax.bar(xs, ys, width, label=data["meta"]["impls"][name]["label"],
                color=COLORS.get(name))
+        for k, (w, d) in enumerate(rows):
+            c = d["sizes"].get(d["headline"], {}).get("impls", {}).get(name, {})
+            if c.get("status") not in (None, "ok", "skip"):
+                ax.text(k - 0.4 + width * (i + 0.5), 0.02, "n/a", rotation=90, ha="center",
+                        va="bottom", fontsize=7, color=COLORS.get(name, "black"),
+                        transform=ax.get_xaxis_transform())
     for k, (w, d) in enumerate(rows):
         t = d.get("target_ratio")
         if t:
@@ -48,13 +54,22 @@ def ratios_png(data: dict, out: Path) -> Path:
                       label="our target" if k == 0 else None)
     ax.axhline(1.0, color="#777777", linewidth=1, label="stock asyncio (1.0)")
     ax.set_yscale("log")
+    lo = min([0.03] + [b.get_height() * 0.8 for b in ax.patches if b.get_height() > 0])
+    ax.set_ylim(bottom=lo)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([w for w, _ in rows], rotation=35, ha="right")
     ax.set_ylabel("cost per operation / stock asyncio (log, lower is better)")
     m = data["meta"]
     ax.set_title(f"Same-run ratios to stock asyncio - {m['machine'].get('cpu_model', '')}, "
                  f"{m['machine'].get('cores')} cores, {m['date']}", fontsize=10)
-    ax.legend(fontsize=8, ncol=3)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=COLORS.get(n), label=data["meta"]["impls"][n]["label"]) for n in impls]
+    handles += [Line2D([], [], color="black", linestyle="dashed", label="our target"),
+                Line2D([], [], color="#777777", label="stock asyncio (1.0)")]
+    ax.legend(handles=handles, fontsize=8, ncol=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.28))
     ax.grid(axis="y", which="both", alpha=0.25)
     fig.tight_layout()
     path = out / "ratios.png"
@@ -90,7 +105,7 @@ def complexity_png(data: dict, out: Path) -> Path | None:
         ax.set_title(w, fontsize=10)
         ax.set_ylabel(f"us per {d['unit']}")
         ax.grid(alpha=0.25, which="both")
-    axes[0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.suptitle("Cost per operation by size (flat is the goal)", fontsize=10)
     fig.tight_layout()
     path = out / "complexity.png"

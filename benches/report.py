@@ -45,7 +45,8 @@ def _short(reason: str | None, limit: int = 70) -> str:
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
-def cell_text(cell: dict[str, Any], *, ratio: bool = True, md: bool = False) -> str:
+def cell_text(cell: dict[str, Any], *, ratio: bool = True, md: bool = False,
+              reason: bool = True) -> str:
     st = cell.get("status")
     if st == "ok":
         t = fmt_time(cell["median"])
@@ -54,9 +55,18 @@ def cell_text(cell: dict[str, Any], *, ratio: bool = True, md: bool = False) -> 
         return t
     if st == "skip":
         return "—"
-    if not md:
-        return "n/a"  # the terminal lists the reasons below the table
-    return f"n/a ({_short(cell.get('reason'), 60)})"
+    if not md or not reason:
+        return "n/a"  # the reasons are listed below the table
+    return f"n/a ({_kind(cell)})"
+
+
+def _kind(cell: dict[str, Any]) -> str:
+    """A one-word reason for a table cell (the full reason is listed under "Not measured")."""
+    st = cell.get("status")
+    if st in ("timeout", "crash"):
+        return str(st)
+    head = (cell.get("reason") or str(st)).split(":")[0].strip()
+    return head if len(head) <= 30 and " " not in head else _short(head, 30)
 
 
 def _loop_impls(data: dict[str, Any]) -> list[str]:
@@ -92,7 +102,7 @@ def verdict(wname: str, w: dict[str, Any], data: dict[str, Any]) -> str:
     measured = {n: c for n, c in cells.items() if c.get("status") == "ok" and "ratio" in c}
     if not measured:
         n, c = next(iter(cells.items()))
-        return f"⏳ not measured yet: {_short(c.get('reason'), 80)}"
+        return f"⏳ not measured yet ({_kind(c)}; see Not measured)"
     misses = []
     for n, c in measured.items():
         bad = w.get("target_ratio") is not None and c["ratio"] > w["target_ratio"]
@@ -118,7 +128,7 @@ def _fiber_verdict(w: dict[str, Any], notes: dict[str, str]) -> str:
         return "not run (ours-fiber not selected)"
     ok = [c for c in ours if c.get("status") == "ok"]
     if not ok:
-        return f"⏳ not measured yet: {_short(ours[0].get('reason'), 80)}"
+        return f"⏳ not measured yet ({_kind(ours[0])}; see Not measured)"
     meds = [c["median"] for c in ok]
     fast = max(meds) <= FIBER_TARGET_S
     flat = max(meds) / min(meds) <= FLAT_LIMIT
@@ -302,7 +312,7 @@ def markdown(data: dict[str, Any]) -> str:
                 cs = [w["sizes"][lab]["impls"].get(n, {"status": "skip"}) for lab in labels]
                 meds = [c["median"] for c in cs if c.get("status") == "ok"]
                 g = f"{max(meds) / min(meds):.2f}" if len(meds) >= 2 else "-"
-                L.append(f"| {_label(data, n)} | " + " | ".join(cell_text(c, ratio=False, md=True) for c in cs)
+                L.append(f"| {_label(data, n)} | " + " | ".join(cell_text(c, ratio=False, md=True, reason=False) for c in cs)
                          + f" | {g} |")
             L.append("")
             L.append(f"Target: {w.get('target')}. Verdict: {verdict(FIBER, w, data)}")
@@ -332,7 +342,7 @@ def markdown(data: dict[str, Any]) -> str:
                 meds = [c["median"] for c in cs if c.get("status") == "ok"]
                 g = f"{max(meds) / min(meds):.2f}" if len(meds) >= 2 else "-"
                 L.append(f"| {_label(data, n)} | "
-                         + " | ".join(cell_text(c, ratio=False, md=True) for c in cs) + f" | {g} |")
+                         + " | ".join(cell_text(c, ratio=False, md=True, reason=False) for c in cs) + f" | {g} |")
             L.append("")
     if "timers" in data["workloads"]:
         w = data["workloads"]["timers"]
@@ -417,6 +427,8 @@ def summarize_collapsed(text: str, top: int = 12) -> str:
             continue
         c = int(count)
         total += c
+        if "_find_and_load" in stack:
+            continue  # import time, not the workload
         frames = [_frame_name(f) for f in stack.split(";") if f]
         if not frames:
             continue
@@ -425,7 +437,7 @@ def summarize_collapsed(text: str, top: int = 12) -> str:
             incl_c[f] += c
     if not total:
         return "(no samples)"
-    out = [f"{total} samples.", "", "| self % | frame | | inclusive % | frame |", "|---|---|---|---|---|"]
+    out = [f"{total} samples (imports left out).", "", "| self % | frame | | inclusive % | frame |", "|---|---|---|---|---|"]
     s_items = self_c.most_common(top)
     i_items = [(f, c) for f, c in incl_c.most_common(top * 3)
                if not f.startswith(("<module>", "main (", "run_cell", "_run_module"))][:top]
