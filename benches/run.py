@@ -129,6 +129,7 @@ def run_all(args: argparse.Namespace, pythons: dict[str, str | None],
     target_s = args.target_seconds
     timeout = args.timeout
     out: dict[str, Any] = {}
+    timeouts: dict[str, int] = {}  # an implementation that hangs twice is not run again
     for wname in args.workloads:
         spec = WORKLOADS[wname]
         wres: dict[str, Any] = {
@@ -163,8 +164,14 @@ def run_all(args: argparse.Namespace, pythons: dict[str, str | None],
                     if cell["status"] not in ("pending", "ok"):
                         continue
                     imp = impls.IMPLS[name]
-                    res = run_worker(pythons[name], imp.mode, wname, param, fixed_n, target_s,
-                                     args.smoke, timeout)
+                    if timeouts.get(name, 0) >= 2:
+                        res = {"status": "timeout", "origin": "package",
+                               "reason": "not run: this implementation timed out twice already"}
+                    else:
+                        res = run_worker(pythons[name], imp.mode, wname, param, fixed_n,
+                                         target_s, args.smoke, timeout)
+                        if res.get("status") == "timeout":
+                            timeouts[name] = timeouts.get(name, 0) + 1
                     if res.get("status") == "ok":
                         cell["status"] = "ok"
                         cell["samples"].append(res["sec_per_op"])

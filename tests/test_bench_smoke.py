@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "benches" / "run.py"
 sys.path.insert(0, str(ROOT / "benches"))
@@ -21,12 +23,13 @@ from workloads import WORKLOADS  # noqa: E402
 NO_ASYNCIO_ROW = {"fiber_switch"}  # greenlet vs ours: stock asyncio has no number there
 
 
+@pytest.mark.timeout(900)
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, str(RUN), "--smoke", "--impls", "asyncio,ours", "--python",
          sys.executable, "--out", str(out), "--no-plot", "--no-profile", "--no-readme",
-         "--timeout", "60"],
+         "--timeout", "30"],
         capture_output=True, text=True, timeout=1200, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
