@@ -318,8 +318,11 @@ def test_memory_flat_over_loop_create_close() -> None:
 
 
 def _run_script(code: str, *, sigint_after: float | None = None) -> subprocess.CompletedProcess[str]:
+    # A child started from a non-interactive shell may inherit SIGINT as ignored; give it
+    # Python's normal handler first.
+    prelude = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

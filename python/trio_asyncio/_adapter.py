@@ -9,6 +9,8 @@ from contextvars import ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from ._context import current_loop
 from ._util import run_aio_future, run_aio_generator, run_trio_generator
 
@@ -24,6 +26,13 @@ def _loop_or_current(loop: BaseTrioEventLoop | None) -> BaseTrioEventLoop:
     if loop is None:
         loop = current_loop.get()
         if loop is None:
+            # asyncio code on a sync loop runs in contexts copied from the loop's caller,
+            # where current_loop is unset: the running loop is the one meant.
+            from ._base import BaseTrioEventLoop
+
+            running = asyncio._get_running_loop()
+            if isinstance(running, BaseTrioEventLoop):
+                return running
             raise RuntimeError("You are not within a trio_asyncio loop")
     return loop
 
@@ -173,6 +182,9 @@ def _drive_mixed(fn: Callable[..., Any], *args: Any) -> Generator[Any, Any, Any]
         try:
             if isinstance(yielded, asyncio.Future):
                 value = yield from run_aio_future(yielded).__await__()
+            elif yielded is None:
+                # asyncio's bare yield (``asyncio.sleep(0)``): just let others run.
+                value = yield from trio.lowlevel.checkpoint().__await__()
             else:
                 value = yield yielded
         except BaseException as exc:

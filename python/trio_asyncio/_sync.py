@@ -15,6 +15,7 @@ import asyncio
 import sys
 import threading
 import time
+import weakref
 from asyncio import events
 from typing import Any
 
@@ -60,6 +61,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         self._set_clock_offset(0.0)
         self._fiber: Fiber | None = None
         self._fiber_state = ThreadStateSlot()
+        self._run_outcome: outcome.Outcome[None] | None = None
 
     # ------------------------------------------------------------------
     # Caller side
@@ -86,7 +88,10 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             self._running = True
             if self._fiber is None:
                 self._start_fiber()
-            result = self._switch(_RUN)
+            self._switch(_RUN)
+            result, self._run_outcome = self._run_outcome, None
+            if result is None:  # pragma: no cover
+                raise RuntimeError("the sync loop's Trio run ended unexpectedly")
             result.unwrap()
         finally:
             self._running = False
@@ -97,7 +102,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
     def _start_fiber(self) -> None:
-        fiber = Fiber(self._fiber_main)
+        fiber = Fiber(_TrioSide(self).fiber_main)
         self._fiber = fiber
         ready = self._switch(None)
         if ready != "ready":  # pragma: no cover  (trio.run failed to start)
@@ -135,41 +140,67 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         self.stop()
         self.close()
 
-    # ------------------------------------------------------------------
-    # Fiber side
-    # ------------------------------------------------------------------
 
-    def _fiber_main(self) -> None:
-        trio.run(self._trio_main, clock=_MonotonicClock())
 
-    async def _trio_main(self) -> None:
-        task = trio.lowlevel.current_task()
-        task.name = SYNC_LOOP_TASK_NAME
-        current_loop.set(self)
+class _TrioSide:
+    """The code that runs on the loop's fiber: ``trio.run`` and its main task.
+
+    It holds the loop only through a weak reference between runs: references held by
+    the frames of a suspended fiber are invisible to the garbage collector, so a strong
+    one would keep an unclosed, unreachable loop alive forever (and its fiber with it).
+    Outcomes travel back through ``loop._run_outcome`` for the same reason.
+    """
+
+    __slots__ = ("loop_ref",)
+
+    def __init__(self, loop: SyncTrioEventLoop) -> None:
+        self.loop_ref = weakref.ref(loop)
+
+    def fiber_main(self) -> None:
+        trio.run(self.trio_main, clock=_MonotonicClock())
+
+    async def trio_main(self) -> None:
+        trio.lowlevel.current_task().name = SYNC_LOOP_TASK_NAME
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._trio_runner = _GLOBAL_RUN_CONTEXT.runner
-            self._trio_token = trio.lowlevel.current_trio_token()
+            loop = self.loop_ref()
+            if loop is None:  # pragma: no cover
+                return
+            loop._nursery = nursery
+            loop._trio_runner = _GLOBAL_RUN_CONTEXT.runner
+            loop._trio_token = trio.lowlevel.current_trio_token()
+            del loop
             try:
                 request = suspend("ready")
                 while request == _RUN:
-                    self._stopped_event = trio.Event()
-                    try:
-                        result = await outcome.acapture(self._drive, False)
-                    finally:
-                        self._stopped_event.set()
-                    if isinstance(result, outcome.Error) and isinstance(
-                        result.error, trio.Cancelled
-                    ):
-                        error = RuntimeError("the sync loop's Trio run was cancelled")
-                        error.__cause__ = result.error
-                        result = outcome.Error(error)
-                    request = suspend(result)
+                    loop = self.loop_ref()
+                    if loop is None:
+                        break
+                    await self.run_once(loop)
+                    del loop
+                    request = suspend(None)
             finally:
-                self._nursery = None
-                self._trio_runner = None
-                self._trio_token = None
+                loop = self.loop_ref()
+                if loop is not None:
+                    loop._nursery = None
+                    loop._trio_runner = None
+                    loop._trio_token = None
+                    del loop
                 nursery.cancel_scope.cancel()
+
+    @staticmethod
+    async def run_once(loop: SyncTrioEventLoop) -> None:
+        token = current_loop.set(loop)
+        loop._stopped_event = trio.Event()
+        try:
+            result = await outcome.acapture(loop._drive, False)
+        finally:
+            loop._stopped_event.set()
+            current_loop.reset(token)
+        if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
+            error = RuntimeError("the sync loop's Trio run was cancelled")
+            error.__cause__ = result.error
+            result = outcome.Error(error)
+        loop._run_outcome = result
 
 
 __all__ = ["SyncTrioEventLoop", "SYNC_LOOP_TASK_NAME"]
