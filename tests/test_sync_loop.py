@@ -357,7 +357,7 @@ def test_sigint_during_run_until_complete_keeps_loop_usable() -> None:
         """,
         sigint_after=0.2,
     )
-    assert result.stdout.split()[1:] == ["interrupted", "usable"], result.stderr
+    assert result.stdout.split() == ["interrupted", "usable"], result.stderr
 
 
 def test_sigint_in_asyncio_run_cancels_main_task() -> None:
@@ -379,7 +379,7 @@ def test_sigint_in_asyncio_run_cancels_main_task() -> None:
         """,
         sigint_after=0.2,
     )
-    assert result.stdout.split()[1:] == ["cancelled", "interrupted"], result.stderr
+    assert result.stdout.split() == ["cancelled", "interrupted"], result.stderr
 
 
 def test_sigint_while_loop_suspended_raises_in_caller() -> None:
@@ -398,7 +398,7 @@ def test_sigint_while_loop_suspended_raises_in_caller() -> None:
         """,
         sigint_after=0.2,
     )
-    assert result.stdout.split()[1:] == ["caller-interrupted", "usable"], result.stderr
+    assert result.stdout.split() == ["caller-interrupted", "usable"], result.stderr
 
 
 def test_sys_exit_inside_asyncio_run() -> None:
