@@ -35,6 +35,29 @@ _RUN = "run"
 _CLOSE = "close"
 
 
+# Async-generator hooks of a running sync loop. Module-level functions rather than the
+# loop's bound methods: Trio saves the hooks it finds when the loop's trio.run starts and
+# keeps them on the (suspended, GC-invisible) fiber stack, so they must not reference the
+# loop. The owner of each generator is remembered weakly.
+_agen_owners: weakref.WeakKeyDictionary[Any, weakref.ref[SyncTrioEventLoop]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _firstiter_hook(agen: Any) -> None:
+    loop = events._get_running_loop()
+    if isinstance(loop, SyncTrioEventLoop):
+        _agen_owners[agen] = weakref.ref(loop)
+        loop._asyncgen_firstiter_hook(agen)
+
+
+def _finalizer_hook(agen: Any) -> None:
+    ref = _agen_owners.pop(agen, None)
+    loop = ref() if ref is not None else None
+    if loop is not None:
+        loop._asyncgen_finalizer_hook(agen)
+
+
 class _MonotonicClock(trio.abc.Clock):
     """Trio clock reading ``time.monotonic()``, so ``loop.time()`` matches stock asyncio."""
 
@@ -81,10 +104,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         try:
             self._set_owner_thread()
             events._set_running_loop(self)
-            sys.set_asyncgen_hooks(
-                firstiter=self._asyncgen_firstiter_hook,
-                finalizer=self._asyncgen_finalizer_hook,
-            )
+            sys.set_asyncgen_hooks(firstiter=_firstiter_hook, finalizer=_finalizer_hook)
             self._running = True
             if self._fiber is None:
                 self._start_fiber()
