@@ -105,7 +105,9 @@ def get_event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
 
 def set_event_loop_policy(policy: asyncio.AbstractEventLoopPolicy | None) -> None:
     if isinstance(policy, TrioPolicy):
-        raise RuntimeError("You can't set the Trio loop policy manually")
+        # Setting back what get_event_loop_policy() returned (pytest-asyncio does this)
+        # means "the default".
+        policy = None
     if _in_trio_other_than_sync_loop():
         raise RuntimeError("You can't change the event loop policy in Trio context")
     if policy is not None and not isinstance(policy, asyncio.AbstractEventLoopPolicy):
