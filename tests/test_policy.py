@@ -152,9 +152,9 @@ def test_ipython_autoawait_cells_run_on_our_loop() -> None:
             return n
         print("CELL1", type(asyncio.get_event_loop()).__name__)
         r = await tick(1); print("CELL2", r, type(asyncio.get_running_loop()).__name__)
-        task = asyncio.ensure_future(tick(5))
+        task = asyncio.ensure_future(tick(5)); await asyncio.sleep(0)
         print("CELL4", await task, await tick(2))
-        print("CELL5", type(asyncio.get_running_loop()).__name__)
+        await asyncio.sleep(0); print("CELL5", type(asyncio.get_running_loop()).__name__)
         """
     )
     result = subprocess.run(
