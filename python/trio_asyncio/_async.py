@@ -6,7 +6,6 @@ from typing import Any
 
 import trio
 
-from ._asyncgens import AsyncGeneratorDispatcher
 from ._base import BaseTrioEventLoop, _GLOBAL_RUN_CONTEXT
 from ._engine import LoopCore
 
@@ -20,7 +19,6 @@ class TrioEventLoop(BaseTrioEventLoop):
     ends the ``open_loop`` block with that exception.
     """
 
-    _asyncgen_dispatcher: AsyncGeneratorDispatcher | None = None
     _stop_waiter: trio.Event | None = None
 
     def _attach(self, nursery: trio.Nursery) -> None:
@@ -32,7 +30,6 @@ class TrioEventLoop(BaseTrioEventLoop):
         self._trio_token = trio.lowlevel.current_trio_token()
         self._set_owner_thread()
         self._adopt_trio_clock()
-        self._asyncgen_dispatcher = AsyncGeneratorDispatcher.install()
 
     async def _main_task(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The Trio task that runs the loop's callbacks until :meth:`stop`."""
@@ -77,12 +74,23 @@ class TrioEventLoop(BaseTrioEventLoop):
         with trio.CancelScope(shield=True):
             self.stop()
             await self.wait_stopped()
-        if self._asyncgen_dispatcher is not None:
-            self._asyncgen_dispatcher.uninstall()
-            self._asyncgen_dispatcher = None
         self._nursery = None
         self._trio_runner = None
         self._trio_token = None
+
+    def _forward_base_exception(self, exc: BaseException) -> bool:
+        # A KeyboardInterrupt/SystemExit from asyncio code ends the open_loop block (raised
+        # in its nursery) while the loop keeps running callbacks, so that Trio code waiting
+        # on asyncio futures is cancelled and unwinds instead of waiting forever.
+        nursery = self._nursery
+        if nursery is None:
+            return False
+
+        async def propagate() -> None:
+            raise exc
+
+        nursery.start_soon(propagate)
+        return True
 
     def default_exception_handler(self, context: dict[str, Any]) -> None:
         """Log the error like asyncio, then raise it out of the enclosing ``open_loop``."""

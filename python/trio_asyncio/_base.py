@@ -203,22 +203,32 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         poll_fd = self._poll_fd()
         run_ready = self._run_ready
         tl = _sniffio_thread_local
+        # Async generators first iterated by a callback belong to this loop: CPython binds
+        # each generator to the finalizer installed when it is first iterated, so the
+        # loop's hooks are installed around every batch (Trio's are back in place before
+        # any Trio task runs).
+        hooks = (self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+        get_hooks = sys.get_asyncgen_hooks
+        set_hooks = sys.set_asyncgen_hooks
         while True:
             prev_library = tl.name
             tl.name = "asyncio"
+            prev_hooks = get_hooks()
+            set_hooks(*hooks)
+            prev_loop = events._get_running_loop() if set_running_loop else None
             if set_running_loop:
-                prev_loop = events._get_running_loop()
                 events._set_running_loop(self)
-                try:
-                    status = run_ready(DRIVER_BUDGET)
-                finally:
+            try:
+                status = run_ready(DRIVER_BUDGET)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                if not self._forward_base_exception(exc):
+                    raise
+                continue
+            finally:
+                if set_running_loop:
                     events._set_running_loop(prev_loop)
-                    tl.name = prev_library
-            else:
-                try:
-                    status = run_ready(DRIVER_BUDGET)
-                finally:
-                    tl.name = prev_library
+                set_hooks(*prev_hooks)
+                tl.name = prev_library
             if status == _STOP:
                 return
             if status == _YIELD:
@@ -235,6 +245,11 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                     await trio.lowlevel.wait_readable(poll_fd)
             finally:
                 self._end_sleep()
+
+    def _forward_base_exception(self, exc: BaseException) -> bool:
+        """Hook: deliver a KeyboardInterrupt/SystemExit raised by a callback elsewhere and
+        keep driving (return True), or let it end the driver (return False)."""
+        return False
 
     def _adopt_trio_clock(self) -> None:
         """Make ``time()`` read the clock of the Trio run we are in."""

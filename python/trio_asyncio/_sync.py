@@ -35,26 +35,21 @@ _RUN = "run"
 _CLOSE = "close"
 
 
-# Async-generator hooks of a running sync loop. Module-level functions rather than the
-# loop's bound methods: Trio saves the hooks it finds when the loop's trio.run starts and
-# keeps them on the (suspended, GC-invisible) fiber stack, so they must not reference the
-# loop. The owner of each generator is remembered weakly.
-_agen_owners: weakref.WeakKeyDictionary[Any, weakref.ref[SyncTrioEventLoop]] = (
-    weakref.WeakKeyDictionary()
-)
+# The async-generator hooks a running sync loop shows its caller side. Trio saves the hooks
+# it finds when the loop's trio.run starts and keeps them on the (suspended, GC-invisible)
+# fiber stack, so these must not reference the loop; the driver installs the loop's own
+# hooks around every batch of callbacks, which is where asyncio generators start.
 
 
 def _firstiter_hook(agen: Any) -> None:
     loop = events._get_running_loop()
-    if isinstance(loop, SyncTrioEventLoop):
-        _agen_owners[agen] = weakref.ref(loop)
+    if isinstance(loop, asyncio.BaseEventLoop):
         loop._asyncgen_firstiter_hook(agen)
 
 
 def _finalizer_hook(agen: Any) -> None:
-    ref = _agen_owners.pop(agen, None)
-    loop = ref() if ref is not None else None
-    if loop is not None:
+    loop = events._get_running_loop()
+    if isinstance(loop, asyncio.BaseEventLoop):
         loop._asyncgen_finalizer_hook(agen)
 
 
