@@ -540,21 +540,8 @@ FIBER_FUNCS = ("round_trip", "switch_round_trip", "bench_round_trip")
 
 
 def _ours_round_trip(n: int, depth: int) -> Sample:
-    """Our fiber: ``benches/bench_fiber.py`` if it exists, else the ``_engine`` Fiber API.
-
-    Contract for ``bench_fiber.py``: a function ``round_trip(n, depth) -> float`` returning
-    seconds per parent -> fiber -> parent round trip, the switch taken ``depth`` C levels deep
-    (``switch_round_trip``/``bench_round_trip`` are accepted as aliases).
-    """
-    if os.path.exists(os.path.join(HERE, "bench_fiber.py")):
-        import bench_fiber  # type: ignore[import-not-found]
-
-        for name in FIBER_FUNCS:
-            fn = getattr(bench_fiber, name, None)
-            if fn is not None:
-                sec = float(fn(n, depth))
-                return Sample(int(sec * 1e9 * n), n, {"depth": depth, "via": f"bench_fiber.{name}"})
-        raise NotImplementedError(f"benches/bench_fiber.py has none of {FIBER_FUNCS}")
+    """Our fiber, through the ``trio_asyncio._fiber`` API (same harness as greenlet's row;
+    ``benches/bench_fiber.py`` is the standalone, same-process comparison)."""
     engine = None
     for modname in ("trio_asyncio._fiber", "trio_asyncio._engine"):
         try:
@@ -566,7 +553,7 @@ def _ours_round_trip(n: int, depth: int) -> Sample:
         engine = None
     if engine is None:
         raise NotImplementedError(
-            "benches/bench_fiber.py is not there and trio_asyncio has no Fiber/suspend yet"
+            "trio_asyncio has no Fiber/suspend"
         )
     Fiber, suspend = engine.Fiber, engine.suspend
 
