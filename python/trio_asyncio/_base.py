@@ -30,6 +30,11 @@ from typing import Any, TypeVar
 import trio
 from sniffio import thread_local as _sniffio_thread_local
 
+# asyncio's own running-loop slot (C). Not ``asyncio.events._get_running_loop``, which
+# compatibility mode replaces with a Trio-aware version.
+from _asyncio import _get_running_loop as _c_get_running_loop
+from _asyncio import _set_running_loop as _c_set_running_loop
+
 from ._context import current_loop
 from ._engine import LoopCore
 from ._executor import TrioExecutor
@@ -215,9 +220,9 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             tl.name = "asyncio"
             prev_hooks = get_hooks()
             set_hooks(*hooks)
-            prev_loop = events._get_running_loop() if set_running_loop else None
+            prev_loop = _c_get_running_loop() if set_running_loop else None
             if set_running_loop:
-                events._set_running_loop(self)
+                _c_set_running_loop(self)
             try:
                 status = run_ready(DRIVER_BUDGET)
             except (KeyboardInterrupt, SystemExit) as exc:
@@ -226,7 +231,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                 continue
             finally:
                 if set_running_loop:
-                    events._set_running_loop(prev_loop)
+                    _c_set_running_loop(prev_loop)
                 set_hooks(*prev_hooks)
                 tl.name = prev_library
             if status == _STOP:

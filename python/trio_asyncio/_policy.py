@@ -30,7 +30,7 @@ _RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.m
 
 _original_get_policy = events.get_event_loop_policy
 _original_set_policy = events.set_event_loop_policy
-_c_get_running_loop = events._get_running_loop
+from _asyncio import _get_running_loop as _c_get_running_loop
 
 
 class _UserPolicy(threading.local):
