@@ -133,6 +133,16 @@ def test_timers_across_runs(any_loop: asyncio.AbstractEventLoop) -> None:
     assert fired == ["early", "late"]
 
 
+def test_runs_that_never_wait_need_no_fiber(sync_loop: SyncTrioEventLoop) -> None:
+    for i in range(100):
+        assert sync_loop.run_until_complete(add(i, 1)) == i + 1
+    sync_loop.call_soon(sync_loop.stop)
+    sync_loop.run_forever()
+    assert sync_loop._fiber is None  # everything ran on the caller's stack
+    assert sync_loop.run_until_complete(asyncio.sleep(0.001, "waited")) == "waited"
+    assert sync_loop._fiber is not None
+
+
 def test_callbacks_while_stopped_need_no_fiber(sync_loop: SyncTrioEventLoop) -> None:
     seen: list[int] = []
     sync_loop.call_soon(seen.append, 1)
@@ -266,7 +276,7 @@ def test_unclosed_loop_warns_and_releases_its_fiber() -> None:
 
     before = fiber_statistics()["live"]
     loop = SyncTrioEventLoop()
-    loop.run_until_complete(add(1, 1))
+    loop.run_until_complete(asyncio.sleep(0.001))  # waiting starts the loop's Trio run
     assert fiber_statistics()["live"] == before + 1
     with pytest.warns(ResourceWarning, match="unclosed event loop"):
         del loop
@@ -283,7 +293,7 @@ def test_no_fd_leak_over_loop_cycles() -> None:
     before = open_fds()
     for _ in range(200):
         loop = asyncio.new_event_loop()
-        loop.run_until_complete(add(1, 1))
+        loop.run_until_complete(asyncio.sleep(0.0001))
         loop.close()
         loop2 = asyncio.new_event_loop()  # never run
         loop2.close()
@@ -305,13 +315,13 @@ def test_memory_flat_over_many_runs(sync_loop: SyncTrioEventLoop) -> None:
 def test_memory_flat_over_loop_create_close() -> None:
     for _ in range(500):
         loop = asyncio.new_event_loop()
-        loop.run_until_complete(add(1, 1))
+        loop.run_until_complete(asyncio.sleep(0.0001))
         loop.close()
     gc.collect()
     before = rss_kib()
     for _ in range(3000):
         loop = asyncio.new_event_loop()
-        loop.run_until_complete(add(1, 1))
+        loop.run_until_complete(asyncio.sleep(0.0001))  # starts and ends a Trio run
         loop.close()
     gc.collect()
     assert rss_kib() - before < 4096

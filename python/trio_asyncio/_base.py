@@ -53,6 +53,8 @@ _YIELD = 2
 DRIVER_BUDGET = 0.005
 
 _GLOBAL_RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
+_get_asyncgen_hooks = sys.get_asyncgen_hooks
+_set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 
 def _in_trio_run_of(runner: object) -> bool:
@@ -155,6 +157,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._close_files: set[int] = set()
         self._child_pidfds: dict[int, int] = {}
         self._running = False
+        self._pending_trio_tasks: list[TrioTaskHandle] = []
         self._stopped_event = trio.Event()
         self._stopped_event.set()
 
@@ -197,47 +200,55 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # The driver: the Trio task code that runs asyncio callbacks
     # ------------------------------------------------------------------
 
+    def _run_batch(self, set_running_loop: bool) -> int:
+        """Run ready callbacks in Rust for up to ``DRIVER_BUDGET`` seconds; return the status.
+
+        Around the batch: sniffio says "asyncio", the thread's async-generator hooks are the
+        loop's own (CPython binds each generator to the finalizer installed when it is first
+        iterated, so generators started by callbacks are finalised by the loop and those
+        started by Trio tasks by Trio), and, if asked, asyncio's running loop is this one.
+        All of it is restored before any Trio code runs.
+        """
+        tl = _sniffio_thread_local
+        prev_library = tl.name
+        tl.name = "asyncio"
+        prev_hooks = _get_asyncgen_hooks()
+        _set_asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+        if set_running_loop:
+            prev_loop = _c_get_running_loop()
+            _c_set_running_loop(self)
+        try:
+            return self._run_ready(DRIVER_BUDGET)  # type: ignore[no-any-return]
+        finally:
+            if set_running_loop:
+                _c_set_running_loop(prev_loop)
+            _set_asyncgen_hooks(*prev_hooks)
+            tl.name = prev_library
+
     async def _drive(self, set_running_loop: bool) -> None:
         """Run asyncio callbacks until :meth:`stop` takes effect.
 
-        Trio-flavoured; the only place either loop runs callbacks. Each pass runs every
-        ready callback in Rust with no Trio checkpoint in between; the task yields to Trio
-        when it has nothing to do (sleeping until the next timer, an fd event or a wake-up)
-        and after ``DRIVER_BUDGET`` seconds of continuous work.
+        Trio-flavoured; the only place either loop waits. Each pass runs every ready
+        callback in Rust with no Trio checkpoint in between (:meth:`_run_batch`); the task
+        yields to Trio when it has nothing to do (sleeping until the next timer, an fd event
+        or a wake-up) and after ``DRIVER_BUDGET`` seconds of continuous work.
         """
         poll_fd = self._poll_fd()
-        run_ready = self._run_ready
-        tl = _sniffio_thread_local
-        # Async generators first iterated by a callback belong to this loop: CPython binds
-        # each generator to the finalizer installed when it is first iterated, so the
-        # loop's hooks are installed around every batch (Trio's are back in place before
-        # any Trio task runs).
-        hooks = (self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
-        get_hooks = sys.get_asyncgen_hooks
-        set_hooks = sys.set_asyncgen_hooks
         while True:
-            prev_library = tl.name
-            tl.name = "asyncio"
-            prev_hooks = get_hooks()
-            set_hooks(*hooks)
-            prev_loop = _c_get_running_loop() if set_running_loop else None
-            if set_running_loop:
-                _c_set_running_loop(self)
+            if self._pending_trio_tasks:
+                self._start_pending_trio_tasks()
             try:
-                status = run_ready(DRIVER_BUDGET)
+                status = self._run_batch(set_running_loop)
             except (KeyboardInterrupt, SystemExit) as exc:
                 if not self._forward_base_exception(exc):
                     raise
                 continue
-            finally:
-                if set_running_loop:
-                    _c_set_running_loop(prev_loop)
-                set_hooks(*prev_hooks)
-                tl.name = prev_library
             if status == _STOP:
                 return
             if status == _YIELD:
                 await trio.lowlevel.checkpoint()
+                continue
+            if self._pending_trio_tasks:
                 continue
             deadline = self._prepare_sleep()
             if deadline == 0.0:
@@ -246,10 +257,16 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                 self._end_sleep()
                 continue
             try:
-                with trio.move_on_at(math.inf if deadline is None else deadline):
+                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                     await trio.lowlevel.wait_readable(poll_fd)
             finally:
                 self._end_sleep()
+            if scope.cancelled_caught:
+                # Woken by the deadline: Trio delivered that as an Error(Cancelled) whose
+                # traceback reaches this frame (and so the loop). Trio's run loop keeps the
+                # last value sent into a task in a local, which for a sync loop sits on a
+                # suspended, GC-invisible fiber stack; one more checkpoint replaces it.
+                await trio.lowlevel.cancel_shielded_checkpoint()
 
     def _forward_base_exception(self, exc: BaseException) -> bool:
         """Hook: deliver a KeyboardInterrupt/SystemExit raised by a callback elsewhere and
@@ -308,9 +325,14 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         if nursery is not None and _in_trio_run_of(self._trio_runner):
             handle._context.run(nursery.start_soon, handle._run, name=handle._proc)
         else:
-            # Not inside our Trio run (a sync loop between runs): start it from the
-            # driver as soon as the loop runs.
-            self.call_soon(self._start_trio_task, handle)
+            # Not inside our Trio run (a sync loop that is stopped, or running callbacks
+            # on its caller's stack): the driver starts it on its next pass.
+            self._pending_trio_tasks.append(handle)
+
+    def _start_pending_trio_tasks(self) -> None:
+        pending, self._pending_trio_tasks = self._pending_trio_tasks, []
+        for handle in pending:
+            self._start_trio_task(handle)
 
     async def run_aio_coroutine(self, coro: Awaitable[T]) -> T:
         """Run an asyncio-flavoured coroutine as a task on this loop; return its result.

@@ -22,7 +22,7 @@ from typing import Any
 import outcome
 import trio
 
-from ._base import BaseTrioEventLoop, _GLOBAL_RUN_CONTEXT
+from ._base import _GLOBAL_RUN_CONTEXT, _STOP, BaseTrioEventLoop
 from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
 from ._thread_state import ThreadStateSlot, switch_into, switch_out_of
@@ -99,8 +99,13 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         try:
             self._set_owner_thread()
             events._set_running_loop(self)
-            sys.set_asyncgen_hooks(firstiter=_firstiter_hook, finalizer=_finalizer_hook)
             self._running = True
+            # Fast path: run callbacks right here, on the caller's stack. Only when the loop
+            # must wait (for a timer, an fd, a wake-up) or Trio tasks must run does control
+            # go into the fiber and its Trio run.
+            if not self._pending_trio_tasks and self._run_batch(False) == _STOP:
+                return
+            sys.set_asyncgen_hooks(firstiter=_firstiter_hook, finalizer=_finalizer_hook)
             if self._fiber is None:
                 self._start_fiber()
             self._switch(_RUN)

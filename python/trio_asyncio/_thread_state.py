@@ -5,20 +5,32 @@ fd and async-generator hooks for the thread, and sniffio keeps the current libra
 thread-local. A fiber shares the thread with its caller, so around every switch the sync
 loop moves these in and out: while its fiber is suspended, the caller sees no Trio run
 (``trio.run``, pytest-trio and other sync loops work) and its own handlers.
+
+This runs twice per ``run_until_complete``, so it uses the C ``_signal`` functions (the
+``signal`` wrappers convert to enums, ~2 us a call) and touches a handler only when the two
+sides differ.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from typing import Any
 
+import _signal
 import trio
 from sniffio import thread_local as _sniffio_thread_local
 
 _RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
 _UNSET: Any = object()
+_SIGINT = 2
+_MAIN_THREAD_IDENT = threading.main_thread().ident
+_get_ident = threading.get_ident
+_get_hooks = sys.get_asyncgen_hooks
+_set_hooks = sys.set_asyncgen_hooks
+_getsignal = _signal.getsignal
+_setsignal = _signal.signal
+_set_wakeup_fd = _signal.set_wakeup_fd
 
 
 class ThreadStateSlot:
@@ -31,7 +43,7 @@ class ThreadStateSlot:
     __slots__ = ("run_context", "sniffio_name", "asyncgen_hooks", "sigint", "wakeup_fd")
 
     def __init__(self) -> None:
-        self.run_context: dict[str, Any] = {}
+        self.run_context: dict[str, Any] | None = None
         self.sniffio_name: str | None = None
         self.asyncgen_hooks: Any = _UNSET
         self.sigint: Any = _UNSET
@@ -40,13 +52,16 @@ class ThreadStateSlot:
     def capture(self) -> None:
         """Save the thread's current state into this slot (and clear the run context)."""
         ctx = _RUN_CONTEXT.__dict__
-        self.run_context = ctx.copy()
-        ctx.clear()
+        if ctx:
+            self.run_context = ctx.copy()
+            ctx.clear()
+        else:
+            self.run_context = None
         self.sniffio_name = _sniffio_thread_local.name
-        self.asyncgen_hooks = sys.get_asyncgen_hooks()
-        if threading.current_thread() is threading.main_thread():
-            self.sigint = signal.getsignal(signal.SIGINT)
-            self.wakeup_fd = signal.set_wakeup_fd(-1)
+        self.asyncgen_hooks = _get_hooks()
+        if _get_ident() == _MAIN_THREAD_IDENT:
+            self.sigint = _getsignal(_SIGINT)
+            self.wakeup_fd = _set_wakeup_fd(-1)
 
     def install(self, fiber_side: bool) -> None:
         """Make this slot's state the thread's (the run context must be clear)."""
@@ -54,15 +69,15 @@ class ThreadStateSlot:
             _RUN_CONTEXT.__dict__.update(self.run_context)
         _sniffio_thread_local.name = self.sniffio_name
         if self.asyncgen_hooks is not _UNSET:
-            sys.set_asyncgen_hooks(*self.asyncgen_hooks)
-        if threading.current_thread() is threading.main_thread():
-            if self.sigint is not _UNSET and signal.getsignal(signal.SIGINT) is not self.sigint:
-                signal.signal(signal.SIGINT, self.sigint)
+            _set_hooks(*self.asyncgen_hooks)
+        if _get_ident() == _MAIN_THREAD_IDENT:
+            if self.sigint is not _UNSET and _getsignal(_SIGINT) is not self.sigint:
+                _setsignal(_SIGINT, self.sigint)
             if self.wakeup_fd != -1:
                 try:
-                    signal.set_wakeup_fd(self.wakeup_fd, warn_on_full_buffer=not fiber_side)
+                    _set_wakeup_fd(self.wakeup_fd, warn_on_full_buffer=not fiber_side)
                 except (ValueError, OSError):
-                    pass  # the fd went away while suspended; Trio recreates nothing here
+                    pass  # the fd was closed while this side was away
 
 
 def switch_into(fiber_state: ThreadStateSlot) -> ThreadStateSlot:
