@@ -84,6 +84,9 @@ pub struct LoopCore {
     closed: AtomicBool,
     stopping: AtomicBool,
     debug: AtomicBool,
+    /// `_run_ready` returned YIELD right after polling: the next call runs what that poll
+    /// queued before polling again (a second poll would queue the same handles twice).
+    polled_ahead: AtomicBool,
     /// `PyThread_get_thread_ident()` of the owner thread; 0 = no owner (no checks).
     owner: AtomicU64,
 }
@@ -347,29 +350,43 @@ impl LoopCore {
         });
     }
 
-    /// One loop iteration, asyncio's `_run_once` minus the blocking select.
-    fn run_once(&self, py: Python<'_>, loop_obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Poll the reactor with timeout 0 and queue the handles of the ready fds.
+    fn poll_io(&self, py: Python<'_>) -> PyResult<()> {
+        let mut dead: Vec<Py<Handle>> = Vec::new();
+        let woken = self.state.with(py, |s| {
+            let CoreState { reactor, ready, .. } = s;
+            match reactor {
+                Some(r) => r.poll(Some(Duration::ZERO), |h| ready.push(h.clone_ref(py)), &mut dead),
+                None => Ok(false),
+            }
+        });
+        drop(dead);
+        if woken.map_err(SchedulerError::from)? {
+            // A wake-up that raced with the end of the last sleep.
+            self.waker.drain();
+        }
+        Ok(())
+    }
+
+    fn has_registrations(&self, py: Python<'_>) -> bool {
+        self.state.with(py, |s| s.reactor.as_ref().is_some_and(|r| r.has_registrations()))
+    }
+
+    /// One loop iteration, asyncio's `_run_once` minus the blocking select (`poll`: whether
+    /// to poll the reactor first).
+    fn run_once(&self, py: Python<'_>, loop_obj: &Bound<'_, PyAny>, poll: bool) -> PyResult<()> {
         let mut dead: Vec<Py<Handle>> = Vec::new();
         // (a) work queued from other threads.
         if self.threadsafe_len.load(Ordering::SeqCst) != 0 {
             self.drain_threadsafe(py);
         }
-        // (b) I/O: a poll with timeout 0, only if some fd is registered.
+        // (b) I/O: a poll with timeout 0, only if some fd is registered (and the driver did
+        // not just poll before deciding whether it was idle).
         let (has_regs, has_timers) = self.state.with(py, |s| {
             (s.reactor.as_ref().is_some_and(|r| r.has_registrations()), !s.timers.is_empty())
         });
-        if has_regs {
-            let woken = self.state.with(py, |s| {
-                let CoreState { reactor, ready, .. } = s;
-                match reactor {
-                    Some(r) => r.poll(Some(Duration::ZERO), |h| ready.push(h.clone_ref(py)), &mut dead),
-                    None => Ok(false),
-                }
-            });
-            if woken.map_err(SchedulerError::from)? {
-                // A wake-up that raced with the end of the last sleep.
-                self.waker.drain();
-            }
+        if has_regs && poll {
+            self.poll_io(py)?;
         }
         // (c) due timers, after the callbacks already queued, in (when, sequence) order.
         if has_timers {
@@ -558,6 +575,7 @@ impl LoopCore {
             waker,
             closed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            polled_ahead: AtomicBool::new(false),
             debug: AtomicBool::new(false),
             owner: AtomicU64::new(current_thread()),
         })
@@ -813,13 +831,32 @@ impl LoopCore {
         // The budget is coarse on purpose (see `clock::coarse`): a precise clock read per
         // iteration would cost ~15% of a one-callback iteration.
         let start = clock::coarse();
+        let mut poll = !core.polled_ahead.swap(false, Ordering::Relaxed);
         loop {
-            core.run_once(py, loop_obj)?;
+            core.run_once(py, loop_obj, poll)?;
+            poll = true;
             if core.stopping.load(Ordering::SeqCst) {
                 return Ok(STOP);
             }
             if core.is_idle(py) && !core.timer_due(py)? {
-                return Ok(IDLE);
+                // Before going idle, look once more for fd events this batch caused (a
+                // reply on a loopback socket, a pipe the callback wrote to): a zero-timeout
+                // poll costs one system call; sleeping in Trio and being woken costs a
+                // trip through Trio's scheduler.
+                if !core.has_registrations(py) {
+                    return Ok(IDLE);
+                }
+                core.poll_io(py)?;
+                if core.is_idle(py) {
+                    return Ok(IDLE);
+                }
+                // Run what the poll found before polling again.
+                poll = false;
+                if clock::coarse() - start >= budget {
+                    core.polled_ahead.store(true, Ordering::Relaxed);
+                    return Ok(YIELD);
+                }
+                continue;
             }
             if clock::coarse() - start >= budget {
                 return Ok(YIELD);
