@@ -68,13 +68,23 @@ class AioRunner:
     def __call__(self, coro_fn, *args, timeout: float = 30.0, check_fds: bool = True):
         import trio
 
+        expected_type = {
+            "stock": asyncio.SelectorEventLoop,
+            "sync": SyncTrioEventLoop,
+            "async": trio_asyncio.TrioEventLoop,
+        }[self.impl]
+
+        async def checked():
+            assert type(asyncio.get_running_loop()) is expected_type
+            return await coro_fn(*args)
+
         gc.collect()
         before = open_fds()
         if self.impl == "async":
 
             async def main():
                 with trio.fail_after(timeout):
-                    return await trio_asyncio.aio_as_trio(coro_fn)(*args)
+                    return await trio_asyncio.aio_as_trio(checked)()
 
             result = trio_asyncio.run(main)
         else:
@@ -84,7 +94,7 @@ class AioRunner:
                 loop = asyncio.new_event_loop()
                 assert isinstance(loop, SyncTrioEventLoop)
             try:
-                result = loop.run_until_complete(asyncio.wait_for(coro_fn(*args), timeout))
+                result = loop.run_until_complete(asyncio.wait_for(checked(), timeout))
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
