@@ -744,3 +744,129 @@ def test_write_pipe_reader_closed(aio_run: AioRunner) -> None:
         assert wtransport.is_closing()
 
     aio_run(body)
+
+
+# ---------------------------------------------------------------------------
+# More corners
+# ---------------------------------------------------------------------------
+
+
+def test_connect_by_name_through_getaddrinfo(aio_run: AioRunner) -> None:
+    """A host name is resolved in the default executor (our TrioExecutor)."""
+
+    async def body() -> None:
+        server = await asyncio.start_server(_upper_echo, "localhost", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                "localhost", port, type=socket.SOCK_STREAM
+            )
+            assert infos and all(i[4][1] == port for i in infos)
+            reader, writer = await asyncio.open_connection(
+                "localhost", port, happy_eyeballs_delay=0.25
+            )
+            writer.write(b"by name\n")
+            assert await reader.readline() == b"BY NAME\n"
+            writer.close()
+            await writer.wait_closed()
+
+    aio_run(body)
+
+
+def test_connect_accepted_socket(aio_run: AioRunner) -> None:
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        ta, pa = await loop.connect_accepted_socket(CollectProtocol, a)
+        with b:
+            b.setblocking(False)
+            await loop.sock_sendall(b, b"hi there")
+            assert await pa.read_exactly(8) == b"hi there"
+            ta.write(b"back")
+            assert await loop.sock_recv(b, 10) == b"back"
+            ta.close()
+            assert await pa.lost is None
+            assert await loop.sock_recv(b, 10) == b""
+
+    aio_run(body)
+
+
+def test_udp_error_received(aio_run: AioRunner) -> None:
+    """ICMP port unreachable on a connected UDP socket reaches error_received."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        with socket.socket(type=socket.SOCK_DGRAM) as closed:
+            closed.bind((HOST, 0))
+            addr = closed.getsockname()
+        transport, proto = await loop.create_datagram_endpoint(
+            DatagramCollector, remote_addr=addr
+        )
+        try:
+            for _ in range(3):
+                transport.sendto(b"anyone?")
+                data, exc = await asyncio.wait_for(proto.queue.get(), 10)
+                assert data == b""
+                assert isinstance(exc, ConnectionRefusedError)
+        finally:
+            transport.close()
+        await proto.closed
+
+    aio_run(body)
+
+
+def test_tls_sendfile_falls_back(
+    aio_run: AioRunner,
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
+    data_file: tuple[Path, bytes],
+) -> None:
+    server_ctx, client_ctx = tls_contexts
+    path, data = data_file
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        received = loop.create_future()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received.set_result(await reader.readexactly(len(data)))
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ssl.SSLError, ConnectionError):
+                pass
+
+        server = await asyncio.start_server(handle, HOST, 0, ssl=server_ctx)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            transport, proto = await loop.create_connection(
+                CollectProtocol, HOST, port, ssl=client_ctx, server_hostname="localhost"
+            )
+            with open(path, "rb") as f:
+                assert await loop.sendfile(transport, f) == len(data)
+            assert await received == data
+            transport.close()
+            await proto.lost
+
+    aio_run(body)
+
+
+def test_sync_loop_data_arriving_between_runs() -> None:
+    """Bytes that arrive while a sync loop is stopped are read in its next run."""
+    loop = asyncio.new_event_loop()
+    a, b = socket.socketpair()
+    try:
+        reader, writer = loop.run_until_complete(asyncio.open_connection(sock=a))
+        b.sendall(b"while stopped\n")
+        b.shutdown(socket.SHUT_WR)
+        assert loop.run_until_complete(asyncio.wait_for(reader.read(), 20)) == b"while stopped\n"
+        writer.write(b"reply")
+        # the write happened while stopped (it went straight out or was buffered)
+        loop.run_until_complete(asyncio.wait_for(writer.drain(), 20))
+        writer.close()
+        loop.run_until_complete(asyncio.wait_for(writer.wait_closed(), 20))
+        b.settimeout(20)
+        assert b.recv(100) == b"reply"
+        assert b.recv(100) == b""
+    finally:
+        b.close()
+        loop.close()

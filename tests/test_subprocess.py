@@ -205,3 +205,38 @@ def test_subprocess_transport_protocol(aio_run: AioRunner) -> None:
         assert b"".join(d for fd, d in chunks if fd == 2) == b"b\n"
 
     aio_run(body)
+
+
+def test_stderr_to_stdout_and_child_not_reading_stdin(aio_run: AioRunner) -> None:
+    async def body() -> None:
+        proc = await asyncio.create_subprocess_shell(
+            "echo one; echo two >&2", stdout=PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, err = await proc.communicate()
+        assert sorted(out.splitlines()) == [b"one", b"two"]
+        assert err is None
+        # the child exits without reading: the broken pipe is not an error
+        proc = await asyncio.create_subprocess_exec("true", stdin=PIPE, stdout=PIPE)
+        out, _ = await proc.communicate(b"x" * 1_000_000)
+        assert (out, proc.returncode) == (b"", 0)
+
+    aio_run(body)
+
+
+def test_without_pidfd_a_thread_waits(our_aio_run: AioRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where pidfd_open is missing or refused, a waiter thread reaps the child."""
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+
+    async def body() -> None:
+        names_before = {t.name for t in threading.enumerate()}
+        proc = await asyncio.create_subprocess_exec("sh", "-c", "read x; exit 5", stdin=PIPE)
+        waiters = {t.name for t in threading.enumerate()} - names_before
+        assert any(str(proc.pid) in name for name in waiters)
+        await proc.communicate(b"\n")
+        assert proc.returncode == 5
+
+    our_aio_run(body)
