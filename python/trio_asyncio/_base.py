@@ -144,6 +144,8 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     _trio_runner: object = None
     _trio_token: trio.lowlevel.TrioToken | None = None
     _running = False
+    # The handler SIGINT had inside Trio before add_signal_handler(SIGINT) replaced it.
+    _sigint_restore: Any = None
 
     def __init__(self, queue_len: int | None = None) -> None:
         # BaseEventLoop.__init__ only; BaseSelectorEventLoop.__init__ would create a
@@ -432,6 +434,11 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
         handle = events.Handle(callback, args, self, None)
+        if sig == signal.SIGINT and sig not in self._signal_handlers:
+            # Inside Trio, SIGINT has Trio's handler: removal puts it back.
+            self._sigint_restore = (
+                signal.getsignal(sig) if _in_trio_run_of(self._trio_runner) else None
+            )
         self._signal_handlers[sig] = handle
         try:
             signal.signal(sig, self._on_signal)
@@ -455,7 +462,11 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             del self._signal_handlers[sig]
         except KeyError:
             return False
-        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        handler: Any = signal.SIG_DFL
+        if sig == signal.SIGINT:
+            restore, self._sigint_restore = self._sigint_restore, None
+            inside = restore is not None and _in_trio_run_of(self._trio_runner)
+            handler = restore if inside else signal.default_int_handler
         try:
             signal.signal(sig, handler)
         except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,6 +35,8 @@ class TrioExecutor(concurrent.futures.ThreadPoolExecutor):
     ) -> None:
         # Deliberately not calling ThreadPoolExecutor.__init__: no pool, no threads.
         self._running = True
+        self._jobs = 0  # submitted and not finished; shutdown(wait=True) waits for 0
+        self._idle = threading.Condition()
         if limiter is None and max_workers is not None:
             limiter = trio.CapacityLimiter(max_workers)
         self._limiter = limiter
@@ -45,8 +48,40 @@ class TrioExecutor(concurrent.futures.ThreadPoolExecutor):
         """
         if not self._running:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        return await trio.to_thread.run_sync(func, *args, limiter=self._limiter)
+        started = False
+
+        def job() -> T:
+            nonlocal started
+            started = True
+            try:
+                return func(*args)
+            finally:
+                self._job_done()
+
+        with self._idle:
+            self._jobs += 1
+        try:
+            return await trio.to_thread.run_sync(job, limiter=self._limiter)
+        finally:
+            if not started:  # cancelled before a thread picked it up
+                self._job_done()
+
+    def _job_done(self) -> None:
+        with self._idle:
+            self._jobs -= 1
+            if not self._jobs:
+                self._idle.notify_all()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Refuse new jobs. Running jobs finish on their own (Trio owns the threads)."""
+        """Refuse new jobs; with *wait*, block until the jobs submitted so far finish.
+
+        There is no pool to tear down: the threads are Trio's. *cancel_futures* is
+        ignored. Waiting for jobs still queued for a thread needs the loop's Trio run to
+        make progress, so call it with *wait* from another thread (as
+        ``loop.shutdown_default_executor()`` does), not from the loop's own thread.
+        """
         self._running = False
+        if wait:
+            with self._idle:
+                while self._jobs:
+                    self._idle.wait()

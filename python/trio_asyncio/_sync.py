@@ -12,6 +12,7 @@ goes straight into the Rust core without touching the fiber.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ import trio
 from ._base import _GLOBAL_RUN_CONTEXT, _STOP, BaseTrioEventLoop
 from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
-from ._thread_state import ThreadStateSlot, switch_into, switch_out_of
+from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
 
 #: The name of the Trio task that drives a sync loop (policy code recognises it).
 SYNC_LOOP_TASK_NAME = "trio_asyncio sync loop task"
@@ -79,6 +80,8 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         self._set_clock_offset(0.0)
         self._fiber: Fiber | None = None
         self._fiber_state = ThreadStateSlot()
+        # The caller's thread state while the fiber runs (set only during a switch).
+        self._caller_state: ThreadStateSlot | None = None
         self._run_outcome: outcome.Outcome[None] | None = None
 
     # ------------------------------------------------------------------
@@ -133,10 +136,41 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         fiber = self._fiber
         assert fiber is not None
         caller = switch_into(self._fiber_state)
+        self._caller_state = caller
         try:
             return fiber.switch(request)
         finally:
+            self._caller_state = None
             switch_out_of(self._fiber_state, caller)
+
+    # SIGINT is the one signal whose handler differs between the caller and the fiber
+    # (Trio's KeyboardInterrupt handler), and is swapped around every switch. A SIGINT
+    # handler added with add_signal_handler must be in effect on both sides until it is
+    # removed, as with a stock loop; its removal gives the fiber side its own one back.
+
+    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
+        fiber_side = self._caller_state is not None
+        first = sig not in self._signal_handlers
+        super().add_signal_handler(sig, callback, *args)
+        if sig != signal.SIGINT:
+            return
+        if first and not fiber_side:
+            # the fiber side's own handler (see BaseTrioEventLoop.remove_signal_handler)
+            own = self._fiber_state.sigint
+            self._sigint_restore = None if own is _UNSET else own
+        other = self._caller_state if fiber_side else self._fiber_state
+        assert other is not None
+        other.sigint = signal.getsignal(sig)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        fiber_own = self._sigint_restore
+        removed = super().remove_signal_handler(sig)
+        if removed and sig == signal.SIGINT:
+            if self._caller_state is not None:  # on the fiber side
+                self._caller_state.sigint = signal.default_int_handler
+            else:
+                self._fiber_state.sigint = _UNSET if fiber_own is None else fiber_own
+        return removed
 
     def _close_trio_side(self) -> None:
         fiber = self._fiber
