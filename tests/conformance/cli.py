@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,11 +41,19 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only", default="", help="comma list of test modules to run")
     p.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     p.add_argument("--timeout", type=float, default=60.0, help="per-test timeout, seconds")
+    p.add_argument("--max-timeouts", type=int, default=3,
+                   help="per module and side: after this many timeouts the rest is recorded "
+                        "as timeout without running (bounds the run time of a hanging build)")
     p.add_argument("--update", action="store_true", help="rewrite the expectations files")
     p.add_argument("--expectations-dir", type=Path, default=EXPECTATIONS)
     p.add_argument("--out", type=Path, default=None,
                    help="results and logs (default: .conf-results/<mode>)")
     return p.parse_args(argv)
+
+
+def _interpreter(path: str) -> str:
+    """Absolute path (workers run in another directory); symlinks kept, as venvs need."""
+    return os.path.abspath(path) if os.sep in path else path
 
 
 def _sides(args: argparse.Namespace) -> list[scheduler.Side]:
@@ -56,11 +65,11 @@ def _sides(args: argparse.Namespace) -> list[scheduler.Side]:
     sides = []
     if "ours" in wanted:
         imports = tuple(args.imports if args.imports is not None else ["trio_asyncio"])
-        sides.append(scheduler.Side("ours", args.python, imports,
+        sides.append(scheduler.Side("ours", _interpreter(args.python), imports,
                                     args.loop_class or args.loop_factory,
                                     args.loop_factory if lut else ""))
     if "stock" in wanted:
-        sides.append(scheduler.Side("stock", args.stock_python or args.python, (),
+        sides.append(scheduler.Side("stock", _interpreter(args.stock_python or args.python), (),
                                     model.STOCK_LOOP, model.STOCK_LOOP if lut else ""))
     return sides
 
@@ -126,7 +135,8 @@ def main(argv: list[str]) -> int:
     out = args.out or REPO / ".conf-results" / args.mode
     out.mkdir(parents=True, exist_ok=True)
 
-    jobs = [scheduler.Job(side, m, args.mode, out, args.timeout, weight=available[m])
+    jobs = [scheduler.Job(side, m, args.mode, out, args.timeout, weight=available[m],
+                          max_timeouts=args.max_timeouts)
             for side in sides for m in wanted]
     t0 = time.monotonic()
     print(f"conformance {args.mode}: {len(wanted)} modules x {len(sides)} sides, "

@@ -19,6 +19,7 @@ class Counts:
     timeouts: int = 0
     crashes: int = 0
     testloop_only: int = 0  # ran on test_utils.TestLoop only: not re-targetable
+    other_only: int = 0  # built another loop (a stdlib or mock loop), never ran ours
 
     @property
     def ran(self) -> int:
@@ -38,6 +39,8 @@ class Counts:
         if record.outcome != model.SKIP:
             self.on_loop += record.used_loop
             self.testloop_only += record.testloops > 0 and not record.used_loop
+            self.other_only += (record.other_loops > 0 and record.testloops == 0
+                                and not record.used_loop)
 
 
 def count(records: Iterable[model.Record]) -> Counts:
@@ -48,12 +51,12 @@ def count(records: Iterable[model.Record]) -> Counts:
 
 
 HEADERS = ("side", "tests", "ran", "on loop", "loops built", "passed", "failed",
-           "timeout", "crash", "skipped", "TestLoop only")
+           "timeout", "crash", "skipped", "TestLoop only", "other loop only")
 
 
 def _row(side: str, c: Counts) -> tuple[str, ...]:
     return (side, str(c.tests), str(c.ran), str(c.on_loop), str(c.created), str(c.passed),
-            str(c.failed), str(c.timeouts), str(c.crashes), str(c.skipped), str(c.testloop_only))
+            str(c.failed), str(c.timeouts), str(c.crashes), str(c.skipped), str(c.testloop_only), str(c.other_only))
 
 
 def table(by_side: Mapping[str, Counts]) -> str:

@@ -40,6 +40,8 @@ class Job:
     out_dir: Path
     timeout: float
     weight: int = 0  # rough duration estimate: big modules start first
+    max_timeouts: int = 3  # after this many timeouts the rest of the module is not run
+    planned: list[str] = dataclasses.field(default_factory=list)
     results: dict[str, model.Record] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
     attempts: int = 0
@@ -128,6 +130,7 @@ def _read_events(job: Job) -> None:
                 job.current = None
         elif kind == "plan" and job.attempts == 1:
             job.notes = list(event.get("notes", []))
+            job.planned = list(event.get("ids", []))
         elif kind == "done":
             job.done = True
         elif kind == "worker-error":
@@ -177,6 +180,14 @@ def _poll(job: Job, now: float) -> bool:
         reason = f"signal {-code}" if code < 0 else f"exit status {code}"
         retry = _after_exit(job, model.CRASH, f"worker died ({reason})")
     job.proc = None
+    timeouts = sum(r.outcome == model.TIMEOUT for r in job.results.values())
+    if retry and timeouts >= job.max_timeouts:
+        for test_id in job.planned:
+            if test_id not in job.results:
+                job.results[test_id] = model.Record(
+                    test_id, model.TIMEOUT,
+                    detail=f"not run: the module already had {timeouts} timeouts")
+        return True
     if retry:
         _start(job)
         return False

@@ -223,7 +223,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
         with open(args.exclude, encoding="utf-8") as f:
             excluded = {line.strip() for line in f if line.strip()}
     tests = [t for t in tests if model.short_id(t.id()) not in excluded]
-    events.emit("plan", tests=len(tests), notes=notes)
+    events.emit("plan", tests=len(tests), ids=[model.short_id(t.id()) for t in tests], notes=notes)
 
     result = RecordingResult(events, counters, args.timeout, before_test)
     unittest.TestSuite(tests).run(result)
