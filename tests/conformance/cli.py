@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
     if args.only:
         only = {m.strip() for m in args.only.split(",") if m.strip()}
         wanted = [m for m in wanted if m in only]
-    out = args.out or REPO / ".conf-results" / args.mode
+    out = (args.out or REPO / ".conf-results" / args.mode).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
     jobs = [scheduler.Job(side, m, args.mode, out, args.timeout, weight=available[m],

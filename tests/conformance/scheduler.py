@@ -178,7 +178,13 @@ def _poll(job: Job, now: float) -> bool:
         if job.done:
             return True
         reason = f"signal {-code}" if code < 0 else f"exit status {code}"
-        retry = _after_exit(job, model.CRASH, f"worker died ({reason})")
+        if job.current is not None and now - job.last_event >= job.timeout * 0.9 - 5:
+            # Died after the in-worker traceback dump fired (faulthandler can crash while
+            # walking greenlet stacks): the test had hung, so it is a timeout.
+            retry = _after_exit(job, model.TIMEOUT, f"hung, then the worker died ({reason}) "
+                                                    "while dumping tracebacks")
+        else:
+            retry = _after_exit(job, model.CRASH, f"worker died ({reason})")
     job.proc = None
     timeouts = sum(r.outcome == model.TIMEOUT for r in job.results.values())
     if retry and timeouts >= job.max_timeouts:
