@@ -42,8 +42,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     p.add_argument("--timeout", type=float, default=60.0, help="per-test timeout, seconds")
     p.add_argument("--max-timeouts", type=int, default=3,
-                   help="per module and side: after this many timeouts the rest is recorded "
-                        "as timeout without running (bounds the run time of a hanging build)")
+                   help="per module and side: after this many timeouts in a row (or 4x as many "
+                        "in all) the rest is recorded as timeout without running")
     p.add_argument("--update", action="store_true", help="rewrite the expectations files")
     p.add_argument("--expectations-dir", type=Path, default=EXPECTATIONS)
     p.add_argument("--out", type=Path, default=None,

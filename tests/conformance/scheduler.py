@@ -40,7 +40,10 @@ class Job:
     out_dir: Path
     timeout: float
     weight: int = 0  # rough duration estimate: big modules start first
-    max_timeouts: int = 3  # after this many timeouts the rest of the module is not run
+    # Circuit breaker: after ``max_timeouts`` timeouts in a row (no test finishing in
+    # between), or 4x as many in all, the rest of the module is recorded, not run.
+    max_timeouts: int = 3
+    timeouts_in_row: int = 0
     planned: list[str] = dataclasses.field(default_factory=list)
     results: dict[str, model.Record] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -126,6 +129,7 @@ def _read_events(job: Job) -> None:
         elif kind == "result":
             record = model.Record.from_json(event)
             job.results[record.id] = record
+            job.timeouts_in_row = 0
             if record.id == job.current:
                 job.current = None
         elif kind == "plan" and job.attempts == 1:
@@ -169,35 +173,35 @@ def _poll(job: Job, now: float) -> bool:
             return False
         _kill(job)
         _read_events(job)
-        retry = _after_exit(job, model.TIMEOUT, f"no progress for {job.timeout:.0f}s, killed")
-    elif job.done and code == 0:
-        job.proc = None
-        return True
+        outcome, detail = model.TIMEOUT, f"no progress for {job.timeout:.0f}s, killed"
     else:
         _read_events(job)
         if job.done:
+            job.proc = None
             return True
         reason = f"signal {-code}" if code < 0 else f"exit status {code}"
-        if job.current is not None and now - job.last_event >= job.timeout * 0.9 - 5:
+        outcome, detail = model.CRASH, f"worker died ({reason})"
+        dump_at = job.timeout - min(5.0, job.timeout / 10)  # as the worker arms faulthandler
+        if job.current is not None and now - job.last_event >= dump_at - 0.5:
             # Died after the in-worker traceback dump fired (faulthandler can crash while
             # walking greenlet stacks): the test had hung, so it is a timeout.
-            retry = _after_exit(job, model.TIMEOUT, f"hung, then the worker died ({reason}) "
-                                                    "while dumping tracebacks")
-        else:
-            retry = _after_exit(job, model.CRASH, f"worker died ({reason})")
+            outcome = model.TIMEOUT
+            detail = f"hung, then the worker died ({reason}) while dumping tracebacks"
     job.proc = None
+    retry = _after_exit(job, outcome, detail)
+    if outcome == model.TIMEOUT:
+        job.timeouts_in_row += 1
     timeouts = sum(r.outcome == model.TIMEOUT for r in job.results.values())
-    if retry and timeouts >= job.max_timeouts:
+    if retry and (job.timeouts_in_row >= job.max_timeouts or timeouts >= 4 * job.max_timeouts):
         for test_id in job.planned:
             if test_id not in job.results:
                 job.results[test_id] = model.Record(
                     test_id, model.TIMEOUT,
-                    detail=f"not run: the module already had {timeouts} timeouts")
+                    detail=f"not run: {job.timeouts_in_row} timeouts in a row, {timeouts} in all")
         return True
     if retry:
         _start(job)
-        return False
-    return True
+    return not retry
 
 
 def run_jobs(jobs: list[Job], workers: int, on_done: Callable[[Job], None]) -> None:
