@@ -20,6 +20,8 @@ import importlib
 import json
 import os
 import re
+import resource
+import signal
 import sys
 import time
 import traceback
@@ -178,7 +180,26 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _normalise_process() -> None:
+    """Undo what a background or CI launcher may have changed, and cap memory.
+
+    A shell that starts a job in the background ignores SIGINT, and the ignore is
+    inherited: then ``_thread.interrupt_main()`` does nothing and the stdlib tests that
+    rely on it (test_runners) spin forever. Restore Python's own handler, as a process
+    started from a terminal has. A runaway test is stopped by an address-space limit
+    (``CONF_WORKER_MEM_GB``, default 8) instead of exhausting the machine.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    limit_gb = float(os.environ.get("CONF_WORKER_MEM_GB", "8"))
+    if limit_gb > 0:
+        limit = int(limit_gb * 1024**3)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or hard > limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def run(args: argparse.Namespace, events: Events) -> None:
+    _normalise_process()
     faulthandler.enable(file=sys.stderr, all_threads=True)
     for name in args.imports:  # before anything imports the tests
         importlib.import_module(name)
