@@ -101,7 +101,7 @@ def _files(args: argparse.Namespace) -> dict[str, Path]:
 def _header(args: argparse.Namespace, side: scheduler.Side) -> list[str]:
     what = ("stock asyncio (no trio_asyncio import; loop class asyncio.SelectorEventLoop)"
             if side.name == "stock" else
-            f"our package (imports first: {', '.join(side.imports) or '-'}; loop class {side.loop_class}"
+            f"the package under test (imports first: {', '.join(side.imports) or '-'}; loop class {side.loop_class}"
             + (f"; loop factory {side.loop_factory})" if side.loop_factory else ")"))
     lines = [
         f"Conformance expectations, mode {args.mode}, side {side.name}: {what}.",

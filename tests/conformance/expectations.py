@@ -2,7 +2,9 @@
 
 One line per test id: ``<id> <outcome> <reason-tag ...>``, where outcome is one of
 ``fail``, ``error``, ``timeout``, ``crash`` or ``flaky`` (``flaky`` accepts any result).
-Lines starting with ``#`` are comments. Ids are short: ``test_x.Class.test_y``.
+Lines starting with ``#`` are comments. Ids are short: ``test_x.Class.test_y``. An id
+ending in ``.*`` (``test_x.Class.*``) is a prefix pattern; patterns are only allowed with
+``flaky`` (a class whose tests fail at random, one or another on each run).
 """
 
 from __future__ import annotations
@@ -57,8 +59,21 @@ def load(path: Path) -> dict[str, Entry]:
         parts = line.split(None, 2)
         if len(parts) < 2 or parts[1] not in ALLOWED:
             raise ValueError(f"{path}:{number}: expected '<id> <{'|'.join(sorted(ALLOWED))}> <tag>'")
+        if parts[0].endswith(".*") and parts[1] != FLAKY:
+            raise ValueError(f"{path}:{number}: a '.*' pattern must be marked {FLAKY}")
         entries[parts[0]] = Entry(parts[0], parts[1], parts[2] if len(parts) > 2 else "untriaged")
     return entries
+
+
+def lookup(expected: Mapping[str, Entry], test_id: str) -> Entry | None:
+    """The entry for ``test_id``: its own line, else a matching flaky ``.*`` pattern."""
+    entry = expected.get(test_id)
+    if entry is not None:
+        return entry
+    for key, candidate in expected.items():
+        if key.endswith(".*") and test_id.startswith(key[:-1]):
+            return candidate
+    return None
 
 
 def save(path: Path, entries: Mapping[str, Entry], header: Iterable[str]) -> None:
@@ -78,7 +93,7 @@ def compare(
 ) -> Comparison:
     result = Comparison()
     for record in records.values():
-        entry = expected.get(record.id)
+        entry = lookup(expected, record.id)
         if record.outcome in model.FAILING:
             if entry is not None:
                 result.expected += 1
@@ -93,6 +108,10 @@ def compare(
             result.unexpected_passes.append((entry, record))
     for entry in expected.values():
         if module_of(entry.id) not in modules_run:
+            continue
+        if entry.id.endswith(".*"):
+            if not any(k.startswith(entry.id[:-1]) for k in records):
+                result.stale.append(entry)
             continue
         record = records.get(entry.id)
         if entry.outcome != FLAKY and (record is None or record.outcome == model.SKIP):
@@ -110,11 +129,17 @@ def updated(
     """The expectations that make ``records`` match, keeping the tags already written."""
     new = {k: e for k, e in old.items() if module_of(k) not in modules_run}
     for key, entry in old.items():
+        if key.endswith(".*"):
+            if any(k.startswith(key[:-1]) for k in records):
+                new[key] = entry
+            continue
         record = records.get(key)
         if entry.outcome == FLAKY and record is not None and record.outcome != model.SKIP:
             new[key] = entry
     for record in records.values():
-        if record.outcome not in model.FAILING or record.id in new or record.id in excused:
+        if record.outcome not in model.FAILING or record.id in excused:
+            continue
+        if lookup(new, record.id) is not None:
             continue
         previous = old.get(record.id)
         tag = previous.tag if previous is not None else default_tag
