@@ -113,8 +113,8 @@ def compare(
             if not any(k.startswith(entry.id[:-1]) for k in records):
                 result.stale.append(entry)
             continue
-        record = records.get(entry.id)
-        if entry.outcome != FLAKY and (record is None or record.outcome == model.SKIP):
+        found = records.get(entry.id)
+        if entry.outcome != FLAKY and (found is None or found.outcome == model.SKIP):
             result.stale.append(entry)
     return result
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.events
 import functools
+import importlib
 import weakref
 from typing import Any, Callable
 
@@ -66,7 +67,7 @@ def install(loop_class: type) -> LoopCounters:
     """Wrap the loop class and asyncio's running-loop setter; return the counters."""
     counters = LoopCounters(loop_class)
 
-    orig_init = loop_class.__init__
+    orig_init = getattr(loop_class, "__init__")
 
     @functools.wraps(orig_init)
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -119,8 +120,7 @@ def _wrap_set_running_loop(counters: LoopCounters) -> None:
 
 def install_testloop(counters: LoopCounters) -> None:
     """Count ``test.test_asyncio.utils.TestLoop`` instances (the fake-time loop)."""
-    from test.test_asyncio import utils as test_utils
-
+    test_utils = importlib.import_module("test.test_asyncio.utils")
     orig = test_utils.TestLoop.__init__
 
     @functools.wraps(orig)
@@ -128,4 +128,4 @@ def install_testloop(counters: LoopCounters) -> None:
         counters.testloops += 1
         orig(self, *args, **kwargs)
 
-    test_utils.TestLoop.__init__ = init  # type: ignore[method-assign]
+    test_utils.TestLoop.__init__ = init

@@ -80,11 +80,11 @@ def _make_setup_class(cls: type, factory: LoopFactory) -> type:
 
     def setUp(self: Any) -> None:
         saved = asyncio.SelectorEventLoop
-        asyncio.SelectorEventLoop = factory  # type: ignore[misc,assignment]
+        setattr(asyncio, "SelectorEventLoop", factory)
         try:
             orig_setup(self)
         finally:
-            asyncio.SelectorEventLoop = saved  # type: ignore[misc]
+            setattr(asyncio, "SelectorEventLoop", saved)
 
     return _subclass(cls, {"setUp": setUp}, strip=False)
 
@@ -142,9 +142,9 @@ def plan(module: types.ModuleType, factory: LoopFactory) -> tuple[list[type], li
     result: list[type] = []
     for cls in classes:
         if cls in replaced:
-            new = replaced[cls]
-            if new is not None:
-                result.append(new)
+            replacement = replaced[cls]
+            if replacement is not None:
+                result.append(replacement)
         else:
             result.append(cls)
     return result, notes

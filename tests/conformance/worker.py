@@ -204,9 +204,8 @@ def run(args: argparse.Namespace, events: Events) -> None:
     for name in args.imports:  # before anything imports the tests
         importlib.import_module(name)
 
-    from test import support
-
-    support.verbose = 0  # as regrtest without -v
+    support = importlib.import_module("test.support")
+    setattr(support, "verbose", 0)  # as regrtest without -v
 
     from conformance import instrument, retarget
 
