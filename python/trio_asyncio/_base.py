@@ -394,7 +394,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                 executor = TrioExecutor()
                 self._default_executor = executor
         if isinstance(executor, TrioExecutor):
-            return self.trio_as_future(executor.submit, func, *args)
+            return self.trio_as_future(_submit_to_trio_executor, executor, func, *args)
         return asyncio.wrap_future(executor.submit(func, *args), loop=self)
 
     # ------------------------------------------------------------------
@@ -491,6 +491,12 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         extra: Any = None,
         **kwargs: Any,
     ) -> asyncio.SubprocessTransport:
+        if _user_child_watcher() is not None:
+            # The user installed a child watcher (asyncio.set_child_watcher): asyncio's
+            # own path, so that watcher (which may reap every child) sees this one too.
+            return await super()._make_subprocess_transport(  # type: ignore[no-any-return]
+                protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
+            )
         waiter = self.create_future()
         transp = _unix_events._UnixSubprocessTransport(
             self, protocol, args, shell, stdin, stdout, stderr, bufsize,
@@ -568,6 +574,21 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
 
     def _close_trio_side(self) -> None:
         """Hook: end whatever Trio machinery the loop owns (the sync loop's fiber)."""
+
+
+def _user_child_watcher() -> Any:
+    """The child watcher set on the current policy with ``set_child_watcher``, if any."""
+    policy = events.get_event_loop_policy()
+    return getattr(policy, "_watcher", None)
+
+
+async def _submit_to_trio_executor(executor: TrioExecutor, func: Callable[..., T], *args: Any) -> T:
+    try:
+        return await executor.submit(func, *args)
+    except concurrent.futures.CancelledError as exc:
+        # As asyncio.wrap_future does: a job that raised concurrent.futures.CancelledError
+        # resolves the asyncio future with asyncio.CancelledError.
+        raise asyncio.CancelledError(*exc.args) from None
 
 
 def _reap(pid: int, block: bool = False) -> int:
