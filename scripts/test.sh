@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite from a fresh clone: build the extension into .venv, then run
-# the Rust unit tests, the Python tests, and the fiber tests again under `python -X dev`.
+# the Rust unit tests, the Python tests, the fiber tests again under `python -X dev`, and
+# CPython's test.test_asyncio in both conformance modes (see design/conformance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,3 +12,7 @@ echo "== pytest"
 "$PY" -m pytest -q "$@"
 echo "== pytest under -X dev (fiber tests)"
 "$PY" -X dev -m pytest -q tests/test_fiber.py
+echo "== conformance: compatibility mode"
+CONF_NO_SETUP=1 bash scripts/conformance.sh compat
+echo "== conformance: loop-under-test mode"
+CONF_NO_SETUP=1 bash scripts/conformance.sh loop-under-test
