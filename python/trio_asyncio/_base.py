@@ -155,6 +155,8 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._transports = weakref.WeakValueDictionary()
         self._signal_handlers: dict[int, asyncio.Handle] = {}
         self._ssock = self._csock = None
+        # asyncio counts its self-pipe here; the Rust core's waker plays that part.
+        self._internal_fds = 1
         self._queue_len = queue_len
         self._close_files: set[int] = set()
         self._child_pidfds: dict[int, int] = {}
@@ -571,15 +573,29 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             self._default_executor = None
             executor.shutdown(wait=False)
         self._close_core()
+        self._internal_fds = 0
+        self._selector = None
 
     def _close_trio_side(self) -> None:
         """Hook: end whatever Trio machinery the loop owns (the sync loop's fiber)."""
 
 
 def _user_child_watcher() -> Any:
-    """The child watcher set on the current policy with ``set_child_watcher``, if any."""
+    """A child watcher set on the current policy that must see every child, if any.
+
+    Watchers that wait for one pid at a time (asyncio's default ``ThreadedChildWatcher``,
+    created lazily by ``get_child_watcher()``, and ``PidfdChildWatcher``) are ignored: the
+    reactor's pidfd does the same job without a thread. Others (``SafeChildWatcher``,
+    ``FastChildWatcher``, ``MultiLoopChildWatcher``, custom ones) may reap any child, so
+    asyncio's path through the watcher is used.
+    """
     policy = events.get_event_loop_policy()
-    return getattr(policy, "_watcher", None)
+    watcher = getattr(policy, "_watcher", None)
+    if watcher is None or isinstance(
+        watcher, (_unix_events.ThreadedChildWatcher, _unix_events.PidfdChildWatcher)
+    ):
+        return None
+    return watcher
 
 
 async def _submit_to_trio_executor(executor: TrioExecutor, func: Callable[..., T], *args: Any) -> T:

@@ -28,10 +28,6 @@ cached!(
     format_handle = "asyncio.base_events"."_format_handle"
 );
 cached!(
-    /// `asyncio.log.logger`.
-    logger = "asyncio.log"."logger"
-);
-cached!(
     /// `asyncio.coroutines.iscoroutine`.
     iscoroutine = "asyncio.coroutines"."iscoroutine"
 );

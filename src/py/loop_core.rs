@@ -281,6 +281,11 @@ impl LoopCore {
             if is_timer {
                 self.state.with(py, |s| s.timers.push(when, h));
             } else {
+                // Keep asyncio's order between threads: a callback another thread queued
+                // before this one (call_soon_threadsafe) must run first.
+                if self.threadsafe_len.load(Ordering::SeqCst) != 0 {
+                    self.drain_threadsafe(py);
+                }
                 self.state.with(py, |s| s.ready.push(h));
             }
         } else {
@@ -457,7 +462,10 @@ impl LoopCore {
         };
         if dt >= slow {
             let what = asyncio_refs::format_handle(py)?.call1((h,))?;
-            asyncio_refs::logger(py)?.call_method1("warning", ("Executing %s took %.3f seconds", what, dt))?;
+            // Looked up each time (debug mode only): asyncio's own tests patch
+            // `asyncio.base_events.logger`.
+            let logger = py.import("asyncio.base_events")?.getattr(pyo3::intern!(py, "logger"))?;
+            logger.call_method1("warning", ("Executing %s took %.3f seconds", what, dt))?;
         }
         Ok(())
     }

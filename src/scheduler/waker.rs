@@ -69,8 +69,13 @@ impl Waker {
     /// Driver: back from parking (or gave up parking). Drains the wake fd.
     pub(crate) fn end_sleep(&self) {
         self.sleeping.store(false, Ordering::SeqCst);
-        self.pending.store(false, Ordering::SeqCst);
-        self.with_fd(|w| w.drain());
+        // Drain only if someone claimed the wake-up: most sleeps end by a timer or an fd
+        // event, and a read on an empty eventfd is a wasted system call. (A writer that
+        // claimed but has not written yet leaves the fd readable: the next sleep then ends
+        // at once and drains it, a spurious but harmless wake-up.)
+        if self.pending.swap(false, Ordering::SeqCst) {
+            self.with_fd(|w| w.drain());
+        }
     }
 
     pub(crate) fn is_sleeping(&self) -> bool {
