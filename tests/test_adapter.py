@@ -233,3 +233,76 @@ def test_deprecated_names_warn() -> None:
     with pytest.warns(trio_asyncio.TrioAsyncioDeprecationWarning):
         policy_cls = trio_asyncio.TrioPolicy  # type: ignore[attr-defined]
     assert issubclass(policy_cls, asyncio.AbstractEventLoopPolicy)
+
+
+def test_fast_crossings_do_not_starve_trio_tasks() -> None:
+    async def noop() -> None:
+        pass
+
+    async def main() -> int:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.sleep(0)
+            start = ticks
+            for _ in range(1000):
+                await aio_as_trio(noop)()
+            nursery.cancel_scope.cancel()
+        return ticks - start
+
+    assert run_in_loop(main) >= 10
+
+
+def test_fast_crossing_checks_cancellation() -> None:
+    async def noop() -> str:
+        return "done"
+
+    async def main() -> str:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await aio_as_trio(noop)()
+            return "not cancelled"
+        return "cancelled"
+
+    assert run_in_loop(main) == "cancelled"
+
+
+def test_timer_scheduled_by_a_fast_crossing_wakes_the_loop() -> None:
+    async def main() -> str:
+        loop = trio_asyncio.current_loop.get()
+        assert loop is not None
+        fired = trio.Event()
+
+        async def arm() -> None:
+            asyncio.get_running_loop().call_later(0.01, fired.set)
+
+        await trio.sleep(0.01)  # let the loop's driver park with no deadline
+        await aio_as_trio(arm)()
+        with trio.fail_after(5):
+            await fired.wait()
+        return "fired"
+
+    assert run_in_loop(main) == "fired"
+
+
+def test_trio_as_aio_many_round_trips() -> None:
+    async def trio_inc(x: int) -> int:
+        return x + 1
+
+    async def aio_main() -> int:
+        x = 0
+        for _ in range(500):
+            x = await trio_as_aio(trio_inc)(x)
+        return x
+
+    async def main() -> int:
+        return await aio_as_trio(aio_main)()
+
+    assert run_in_loop(main) == 500

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# Consecutive run_aio_future calls that completed without a schedule point.
+_fast_streak = 0
+_FAST_STREAK_LIMIT = 16
+
+
 async def run_aio_future(future: asyncio.Future[T]) -> T:
     """Wait for an asyncio future to finish; return its result or raise its exception.
 
@@ -32,6 +37,21 @@ async def run_aio_future(future: asyncio.Future[T]) -> T:
 
     :raises trio.Cancelled: if the surrounding Trio scope was cancelled.
     """
+    if not future.done():
+        drive_inline = getattr(future.get_loop(), "_drive_inline", None)
+        if drive_inline is not None:
+            drive_inline()
+    if future.done():
+        # Finished without waiting: no trip through Trio's scheduler, except now and then
+        # so that a loop of such calls cannot starve other Trio tasks.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        global _fast_streak
+        _fast_streak += 1
+        if _fast_streak >= _FAST_STREAK_LIMIT:
+            _fast_streak = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return future.result()
+
     task = trio.lowlevel.current_task()
     raise_cancel: Callable[[], Any] | None = None
 

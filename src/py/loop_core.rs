@@ -902,6 +902,14 @@ impl LoopCore {
         self.waker.end_sleep();
     }
 
+    /// Make the poll fd readable now (once per sleep), so a driver parked on it wakes up.
+    /// Used when work was done for the parked driver by another task (see
+    /// `BaseTrioEventLoop._drive_inline`).
+    fn _wake(&self) {
+        self.waker.begin_sleep();
+        self.waker.notify();
+    }
+
     /// Close: drop every queued handle, timer and registration; close the poller and
     /// waker fds. Idempotent.
     fn _close_core(&self, py: Python<'_>) {
