@@ -345,3 +345,27 @@ def test_raising_call_later_does_not_deadlock_run_aio_future() -> None:
     with pytest.raises(BaseExceptionGroup) as info:
         trio.run(main)
     assert info.group_contains(RuntimeError, match="timer went wrong")
+
+
+@pytest.mark.filterwarnings("ignore:Async generator.*garbage collected:ResourceWarning")
+def test_trio_async_generator_finalised_by_trio() -> None:
+    # Trio warns about abandoned generators (its own behaviour) and still finalises them.
+    finalised: list[str] = []
+
+    async def agen() -> "object":
+        try:
+            yield 1
+            yield 2
+        finally:
+            finalised.append(sniffio.current_async_library())
+
+    async def main() -> None:
+        async with trio_asyncio.open_loop():
+            gen = agen()
+            async for _ in gen:  # abandoned after the first item, in a Trio task
+                break
+            del gen
+            await trio.sleep(0.01)
+
+    trio.run(main)
+    assert finalised == ["trio"]

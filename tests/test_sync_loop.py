@@ -422,3 +422,68 @@ def test_sys_exit_inside_asyncio_run() -> None:
     )
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_caller_keeps_its_wakeup_fd_and_asyncgen_hooks(sync_loop: SyncTrioEventLoop) -> None:
+    import signal
+
+    def firstiter(agen: object) -> None:
+        pass
+
+    def finalizer(agen: object) -> None:
+        pass
+
+    old_hooks = sys.get_asyncgen_hooks()
+    r, w = socket.socketpair()
+    w.setblocking(False)
+    try:
+        signal.set_wakeup_fd(w.fileno())
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+        # The first run that waits starts the loop's Trio run, which installs Trio's own
+        # wake-up fd and hooks on the fiber side.
+        sync_loop.run_until_complete(asyncio.sleep(0.001))
+        sync_loop.run_until_complete(asyncio.sleep(0.001))
+        assert sync_loop._fiber is not None
+        assert sys.get_asyncgen_hooks() == (firstiter, finalizer)
+        assert signal.set_wakeup_fd(-1) == w.fileno()
+    finally:
+        signal.set_wakeup_fd(-1)
+        sys.set_asyncgen_hooks(*old_hooks)
+        r.close()
+        w.close()
+
+
+def test_pytest_trio_runs_beside_a_suspended_sync_loop(tmp_path: "os.PathLike[str]") -> None:
+    test_file = os.path.join(str(tmp_path), "test_inner_trio.py")
+    with open(test_file, "w") as f:
+        f.write(
+            textwrap.dedent(
+                """
+                import asyncio
+                import pytest
+                import trio
+                import trio_asyncio
+
+                LOOP = asyncio.new_event_loop()
+                LOOP.run_until_complete(asyncio.sleep(0.001))  # Trio run now suspended
+
+                @pytest.mark.trio
+                async def test_trio_side():
+                    await trio.sleep(0.001)
+                    async with trio_asyncio.open_loop() as loop:
+                        assert loop is not LOOP
+                        assert await trio_asyncio.aio_as_trio(asyncio.sleep)(0, 5) == 5
+
+                def test_sync_loop_again():
+                    assert LOOP.run_until_complete(asyncio.sleep(0.001, "again")) == "again"
+                    LOOP.close()
+                """
+            )
+        )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
+         test_file],
+        capture_output=True, text=True, cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
