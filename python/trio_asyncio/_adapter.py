@@ -37,23 +37,30 @@ def _loop_or_current(loop: BaseTrioEventLoop | None) -> BaseTrioEventLoop:
     return loop
 
 
-class Asyncio_Trio_Wrapper:
-    """Trio-flavoured wrapper around an asyncio-flavoured function, awaitable, async
-    context manager or async iterator (see :func:`aio_as_trio`)."""
+class _Wrapper:
+    """What both adapters share: the wrapped object, a lazily found loop, method binding."""
 
-    def __init__(self, proc: Any, args: tuple[Any, ...] = (), loop: BaseTrioEventLoop | None = None):
+    def __init__(self, proc: Any, loop: BaseTrioEventLoop | None = None) -> None:
         self.proc = proc
-        self.args = args
         self._loop = loop
 
     @property
     def loop(self) -> BaseTrioEventLoop:
-        """The loop the asyncio side runs on (default: the current one, looked up lazily)."""
+        """The loop to use (default: the current one, looked up when needed)."""
         return _loop_or_current(self._loop)
 
     def __get__(self, obj: Any, cls: Any) -> Any:
         # Used as a method decorator: bind the instance (or the class).
-        return partial(self.__call__, cls if obj is None else obj)
+        return partial(self.__call__, cls if obj is None else obj)  # type: ignore[attr-defined]
+
+
+class Asyncio_Trio_Wrapper(_Wrapper):
+    """Trio-flavoured wrapper around an asyncio-flavoured function, awaitable, async
+    context manager or async iterator (see :func:`aio_as_trio`)."""
+
+    def __init__(self, proc: Any, args: tuple[Any, ...] = (), loop: BaseTrioEventLoop | None = None):
+        super().__init__(proc, loop)
+        self.args = args
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.args:
@@ -108,21 +115,9 @@ def aio_as_trio(proc: Any, *, loop: BaseTrioEventLoop | None = None) -> Asyncio_
 asyncio_as_trio = aio_as_trio
 
 
-class Trio_Asyncio_Wrapper:
+class Trio_Asyncio_Wrapper(_Wrapper):
     """asyncio-flavoured wrapper around a Trio-flavoured function, async context manager
     or async iterator (see :func:`trio_as_aio`)."""
-
-    def __init__(self, proc: Any, loop: BaseTrioEventLoop | None = None) -> None:
-        self.proc = proc
-        self._loop = loop
-
-    @property
-    def loop(self) -> BaseTrioEventLoop:
-        """The loop whose Trio side runs the task (default: the current one, lazily)."""
-        return _loop_or_current(self._loop)
-
-    def __get__(self, obj: Any, cls: Any) -> Any:
-        return partial(self.__call__, cls if obj is None else obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         proc = partial(self.proc, **kwargs) if kwargs else self.proc

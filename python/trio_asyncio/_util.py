@@ -7,9 +7,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import outcome
 import trio
@@ -18,6 +17,16 @@ if TYPE_CHECKING:
     from ._base import BaseTrioEventLoop
 
 T = TypeVar("T")
+
+
+def _raise_trio_cancel(raise_cancel: Callable[[], Any], exc: BaseException) -> NoReturn:
+    """Raise Trio's cancellation (``raise_cancel``), chained to asyncio's *exc*."""
+    try:
+        raise_cancel()
+    except BaseException as cancelled:
+        cancelled.__cause__ = exc
+        raise
+    raise AssertionError("raise_cancel() returned")  # pragma: no cover
 
 
 # Consecutive run_aio_future calls that completed without a schedule point.
@@ -72,13 +81,7 @@ async def run_aio_future(future: asyncio.Future[T]) -> T:
     except asyncio.CancelledError as exc:
         if raise_cancel is None:
             raise
-        try:
-            raise_cancel()
-        finally:
-            err = sys.exc_info()[1]
-            if err is not None:
-                err.__cause__ = exc
-        raise  # pragma: no cover  (raise_cancel always raises)
+        _raise_trio_cancel(raise_cancel, exc)
 
 
 _END = object()
@@ -134,12 +137,7 @@ async def run_aio_generator(
     except asyncio.CancelledError as exc:
         if raise_cancel is None:
             raise
-        try:
-            raise_cancel()
-        finally:
-            err = sys.exc_info()[1]
-            if err is not None:
-                err.__cause__ = exc
+        _raise_trio_cancel(raise_cancel, exc)
 
 
 async def run_trio_generator(
