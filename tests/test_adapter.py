@@ -306,3 +306,25 @@ def test_trio_as_aio_many_round_trips() -> None:
         return await aio_as_trio(aio_main)()
 
     assert run_in_loop(main) == 500
+
+
+def test_deprecated_child_watcher_still_works() -> None:
+    import os
+
+    with pytest.warns(trio_asyncio.TrioAsyncioDeprecationWarning):
+        watcher_cls = trio_asyncio.TrioChildWatcher  # type: ignore[attr-defined]
+    with pytest.warns(trio_asyncio.TrioAsyncioDeprecationWarning):
+        assert trio_asyncio.child.TrioChildWatcher is watcher_cls  # type: ignore[attr-defined]
+    loop = asyncio.new_event_loop()
+    watcher = watcher_cls()
+    watcher.attach_loop(loop)
+    try:
+        assert watcher.is_active()
+        pid = os.spawnlp(os.P_NOWAIT, "sh", "sh", "-c", "exit 3")
+        done = loop.create_future()
+        watcher.add_child_handler(pid, lambda p, rc: done.set_result((p, rc)))
+        assert loop.run_until_complete(asyncio.wait_for(done, 10)) == (pid, 3)
+        assert not watcher.remove_child_handler(pid)
+    finally:
+        watcher.close()
+        loop.close()

@@ -62,7 +62,7 @@ del _obj
 
 # Names trio-asyncio 0.16 deprecated; reading one warns (TrioAsyncioDeprecationWarning).
 _DEPRECATED = {
-    "adapter": "_adapter", "async_": "_async", "base": "_base", "child": None,
+    "adapter": "_adapter", "async_": "_async", "base": "_base", "child": "_child",
     "handles": "_handles", "loop": "_loop", "sync": "_sync", "util": "_util",
 }
 
@@ -78,13 +78,16 @@ def __getattr__(name: str) -> object:
             f"trio_asyncio.{name}", "0.11.0",
             instead="an import from the top-level trio_asyncio package",
         )
-        return importlib.import_module(f"trio_asyncio.{target or '_policy'}")
+        return importlib.import_module(f"trio_asyncio.{target}")
+    if name == "TrioChildWatcher":
+        warn_deprecated("trio_asyncio.TrioChildWatcher", "0.11.0", instead=None)
+        from ._child import TrioChildWatcher
+
+        return TrioChildWatcher
     if name == "TrioPolicy":
         warn_deprecated("trio_asyncio.TrioPolicy", "0.11.0", instead=None)
         return _policy.TrioPolicy
     if name == "current_policy":
         warn_deprecated("trio_asyncio.current_policy", "0.11.0", instead=None)
-        import contextvars
-
-        return contextvars.ContextVar("trio_aio_policy", default=_policy._trio_policy)
+        return _policy.current_policy
     raise AttributeError(f"module 'trio_asyncio' has no attribute {name!r}")

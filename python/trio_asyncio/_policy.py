@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from asyncio import events
+from contextvars import ContextVar
 from typing import Any
 
 import trio
@@ -95,6 +96,9 @@ class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-typ
 
 
 _trio_policy = TrioPolicy()
+
+#: Deprecated in trio-asyncio 0.11 and unused; kept for code that still reads it.
+current_policy: ContextVar[TrioPolicy] = ContextVar("trio_aio_policy", default=_trio_policy)
 
 
 def get_event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
