@@ -65,7 +65,14 @@ class Asyncio_Trio_Wrapper(_Wrapper):
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.args:
             raise RuntimeError("Call 'aio_as_trio(proc)(*args)', not 'aio_as_trio(proc, *args)'")
-        return await self.loop.run_aio_coroutine(_call_async(self.proc, *args, **kwargs))
+        loop = self.loop
+        coro = _call_async(self.proc, *args, **kwargs)
+        try:
+            task = loop.create_task(coro)
+        except BaseException:
+            coro.close()
+            raise
+        return await run_aio_future(task)
 
     def __await__(self) -> Generator[Any, None, Any]:
         proc = self.proc

@@ -23,10 +23,16 @@ from typing import Any
 import outcome
 import trio
 
-from ._base import _GLOBAL_RUN_CONTEXT, _STOP, BaseTrioEventLoop
+from _asyncio import _set_running_loop as _c_set_running_loop
+from sniffio import thread_local as _sniffio_thread_local
+
+from ._base import _GLOBAL_RUN_CONTEXT, _STOP, DRIVER_BUDGET, BaseTrioEventLoop
 from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
 from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
+
+_get_asyncgen_hooks = sys.get_asyncgen_hooks
+_set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 #: The name of the Trio task that drives a sync loop (policy code recognises it).
 SYNC_LOOP_TASK_NAME = "trio_asyncio sync loop task"
@@ -95,20 +101,32 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             is running in this thread.
         """
         self._check_closed()
-        self._check_running()
-        self._set_coroutine_origin_tracking(self._debug)
-        old_agen_hooks = sys.get_asyncgen_hooks()
+        if self._running:
+            raise RuntimeError("This event loop is already running")
+        if events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+        if self._debug:
+            self._set_coroutine_origin_tracking(True)
+        old_agen_hooks = _get_asyncgen_hooks()
         self._thread_id = threading.get_ident()
+        tl = _sniffio_thread_local
+        prev_library = tl.name
         try:
             self._set_owner_thread()
-            events._set_running_loop(self)
+            _c_set_running_loop(self)
+            _set_asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
             self._running = True
-            # Fast path: run callbacks right here, on the caller's stack. Only when the loop
-            # must wait (for a timer, an fd, a wake-up) or Trio tasks must run does control
-            # go into the fiber and its Trio run.
-            if not self._pending_trio_tasks and self._run_batch(False) == _STOP:
-                return
-            sys.set_asyncgen_hooks(firstiter=_firstiter_hook, finalizer=_finalizer_hook)
+            # Fast path: run callbacks right here, on the caller's stack (what
+            # BaseTrioEventLoop._run_batch does, inlined). Only when the loop must wait
+            # (for a timer, an fd, a wake-up) or Trio tasks must run does control go into
+            # the fiber and its Trio run.
+            if not self._pending_trio_tasks:
+                tl.name = "asyncio"
+                status = self._run_ready(DRIVER_BUDGET)
+                tl.name = prev_library
+                if status == _STOP:
+                    return
+            _set_asyncgen_hooks(_firstiter_hook, _finalizer_hook)
             if self._fiber is None:
                 self._start_fiber()
             self._switch(_RUN)
@@ -117,12 +135,14 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
                 raise RuntimeError("the sync loop's Trio run ended unexpectedly")
             result.unwrap()
         finally:
+            tl.name = prev_library
             self._running = False
             self._clear_stopping()
             self._thread_id = None
-            events._set_running_loop(None)
-            self._set_coroutine_origin_tracking(False)
-            sys.set_asyncgen_hooks(*old_agen_hooks)
+            _c_set_running_loop(None)
+            if self._coroutine_origin_tracking_enabled:
+                self._set_coroutine_origin_tracking(False)
+            _set_asyncgen_hooks(*old_agen_hooks)
 
     def _start_fiber(self) -> None:
         fiber = Fiber(_TrioSide(self).fiber_main)
