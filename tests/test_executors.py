@@ -140,9 +140,9 @@ async def _everything(tmp: str) -> None:
     a, b = socket.socketpair()
     with a, b:
         a.setblocking(False)
+        b.setblocking(False)
         await loop.sock_sendall(a, b"x")
         assert await loop.sock_recv(b, 1) == b"x"
-        b.setblocking(False)
 
     procs = [
         await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE, stderr=PIPE)
