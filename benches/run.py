@@ -258,8 +258,7 @@ def profile(data: dict[str, Any], args: argparse.Namespace, pythons: dict[str, s
     for fmt, path in (("raw", raw), ("flamegraph", svg)):
         prefix = [str(pyspy), "record", "--rate", "500", "--format", fmt, "-o", str(path),
                   "--nonblocking"]
-        if name.startswith("ours"):
-            prefix.append("--native")
+        # (no --native: py-spy's native unwinding fails on our fibers' stacks)
         prefix.append("--")
         log(f"[profile] {name} {wname} {label} -> {path.name}")
         res = run_worker(pythons[name], impls.IMPLS[name].mode, wname, param, fixed_n, 3.0,
