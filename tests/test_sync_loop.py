@@ -133,14 +133,44 @@ def test_timers_across_runs(any_loop: asyncio.AbstractEventLoop) -> None:
     assert fired == ["early", "late"]
 
 
-def test_runs_that_never_wait_need_no_fiber(sync_loop: SyncTrioEventLoop) -> None:
+def start_trio_run(loop: SyncTrioEventLoop) -> None:
+    """Make the sync loop start its Trio run (on its fiber): run some Trio code on it."""
+    loop.run_until_complete(loop.trio_as_future(trio.sleep, 0.0001))
+    assert loop._fiber is not None
+
+
+def test_asyncio_only_runs_need_no_fiber(sync_loop: SyncTrioEventLoop) -> None:
     for i in range(100):
         assert sync_loop.run_until_complete(add(i, 1)) == i + 1
     sync_loop.call_soon(sync_loop.stop)
     sync_loop.run_forever()
-    assert sync_loop._fiber is None  # everything ran on the caller's stack
     assert sync_loop.run_until_complete(asyncio.sleep(0.001, "waited")) == "waited"
-    assert sync_loop._fiber is not None
+    assert sync_loop._fiber is None  # everything ran and waited on the caller's stack
+    start_trio_run(sync_loop)
+    # From now on the loop waits inside its Trio run.
+    assert sync_loop.run_until_complete(asyncio.sleep(0.001, "waited")) == "waited"
+
+
+def test_loop_run_in_a_thread_then_closed_by_main_thread() -> None:
+    for use_trio in (False, True):
+        loop = asyncio.new_event_loop()
+
+        def worker() -> None:
+            if use_trio:
+                start_trio_run(loop)  # type: ignore[arg-type]
+            loop.run_forever()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        fut = asyncio.run_coroutine_threadsafe(asyncio.sleep(0.001, "in thread"), loop)
+        assert fut.result(10) == "in thread"
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        assert not thread.is_alive()
+        # Run again and close from the main thread (a Trio run left on the worker's fiber
+        # is abandoned: fibers only resume on their own thread).
+        assert loop.run_until_complete(asyncio.sleep(0.001, "main")) == "main"
+        loop.close()
 
 
 def test_callbacks_while_stopped_need_no_fiber(sync_loop: SyncTrioEventLoop) -> None:
@@ -276,7 +306,7 @@ def test_unclosed_loop_warns_and_releases_its_fiber() -> None:
 
     before = fiber_statistics()["live"]
     loop = SyncTrioEventLoop()
-    loop.run_until_complete(asyncio.sleep(0.001))  # waiting starts the loop's Trio run
+    start_trio_run(loop)
     assert fiber_statistics()["live"] == before + 1
     with pytest.warns(ResourceWarning, match="unclosed event loop"):
         del loop
@@ -291,8 +321,10 @@ def test_no_fd_leak_over_loop_cycles() -> None:
         loop.close()
     gc.collect()
     before = open_fds()
-    for _ in range(200):
+    for i in range(200):
         loop = asyncio.new_event_loop()
+        if i % 2:
+            start_trio_run(loop)  # type: ignore[arg-type]
         loop.run_until_complete(asyncio.sleep(0.0001))
         loop.close()
         loop2 = asyncio.new_event_loop()  # never run
@@ -315,13 +347,13 @@ def test_memory_flat_over_many_runs(sync_loop: SyncTrioEventLoop) -> None:
 def test_memory_flat_over_loop_create_close() -> None:
     for _ in range(500):
         loop = asyncio.new_event_loop()
-        loop.run_until_complete(asyncio.sleep(0.0001))
+        start_trio_run(loop)  # type: ignore[arg-type]
         loop.close()
     gc.collect()
     before = rss_kib()
     for _ in range(3000):
         loop = asyncio.new_event_loop()
-        loop.run_until_complete(asyncio.sleep(0.0001))  # starts and ends a Trio run
+        start_trio_run(loop)  # type: ignore[arg-type]  (starts and ends a Trio run)
         loop.close()
     gc.collect()
     assert rss_kib() - before < 4096
@@ -439,11 +471,9 @@ def test_caller_keeps_its_wakeup_fd_and_asyncgen_hooks(sync_loop: SyncTrioEventL
     try:
         signal.set_wakeup_fd(w.fileno())
         sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
-        # The first run that waits starts the loop's Trio run, which installs Trio's own
-        # wake-up fd and hooks on the fiber side.
+        # The loop's Trio run installs Trio's own wake-up fd and hooks on the fiber side.
+        start_trio_run(sync_loop)
         sync_loop.run_until_complete(asyncio.sleep(0.001))
-        sync_loop.run_until_complete(asyncio.sleep(0.001))
-        assert sync_loop._fiber is not None
         assert sys.get_asyncgen_hooks() == (firstiter, finalizer)
         assert signal.set_wakeup_fd(-1) == w.fileno()
     finally:

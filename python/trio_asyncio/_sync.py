@@ -12,6 +12,8 @@ goes straight into the Rust core without touching the fiber.
 from __future__ import annotations
 
 import asyncio
+import math
+import select
 import signal
 import sys
 import threading
@@ -26,13 +28,16 @@ import trio
 from _asyncio import _set_running_loop as _c_set_running_loop
 from sniffio import thread_local as _sniffio_thread_local
 
-from ._base import _GLOBAL_RUN_CONTEXT, _STOP, DRIVER_BUDGET, BaseTrioEventLoop
+from ._base import _GLOBAL_RUN_CONTEXT, _IDLE, _STOP, DRIVER_BUDGET, BaseTrioEventLoop
 from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
 from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
 
 _get_asyncgen_hooks = sys.get_asyncgen_hooks
 _set_asyncgen_hooks = sys.set_asyncgen_hooks
+
+#: Fibers of sync loops whose Trio run was left on another thread (see _abandon_fiber).
+_abandoned_fibers: list[Fiber] = []
 
 #: The name of the Trio task that drives a sync loop (policy code recognises it).
 SYNC_LOOP_TASK_NAME = "trio_asyncio sync loop task"
@@ -89,6 +94,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         # The caller's thread state while the fiber runs (set only during a switch).
         self._caller_state: ThreadStateSlot | None = None
         self._run_outcome: outcome.Outcome[None] | None = None
+        self._poller: select.poll | None = None
 
     # ------------------------------------------------------------------
     # Caller side
@@ -116,16 +122,25 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             _c_set_running_loop(self)
             _set_asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
             self._running = True
-            # Fast path: run callbacks right here, on the caller's stack (what
-            # BaseTrioEventLoop._run_batch does, inlined). Only when the loop must wait
-            # (for a timer, an fd, a wake-up) or Trio tasks must run does control go into
-            # the fiber and its Trio run.
-            if not self._pending_trio_tasks:
-                tl.name = "asyncio"
-                status = self._run_ready(DRIVER_BUDGET)
-                tl.name = prev_library
-                if status == _STOP:
+            fiber = self._fiber
+            if fiber is not None and not fiber.owned_by_current_thread():
+                self._abandon_fiber()
+                fiber = None
+            if fiber is None:
+                # No Trio run yet: run and wait the way stock asyncio does, on the caller's
+                # stack. The Trio run (in the fiber) starts only once Trio code must run
+                # (trio_as_future, a TrioExecutor job, ...) and then hosts every later wait.
+                if self._run_without_trio():
                     return
+            else:
+                # Fast path: callbacks that are ready run right here; only when the loop
+                # must wait (or Trio tasks must run) does control go into the fiber.
+                if not self._pending_trio_tasks:
+                    tl.name = "asyncio"
+                    status = self._run_ready(DRIVER_BUDGET)
+                    tl.name = prev_library
+                    if status == _STOP:
+                        return
             _set_asyncgen_hooks(_firstiter_hook, _finalizer_hook)
             if self._fiber is None:
                 self._start_fiber()
@@ -143,6 +158,55 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             if self._coroutine_origin_tracking_enabled:
                 self._set_coroutine_origin_tracking(False)
             _set_asyncgen_hooks(*old_agen_hooks)
+
+    def _run_without_trio(self) -> bool:
+        """Run callbacks, waiting in poll(2) on the core's poll fd when idle, until the
+        loop stops (return True) or a Trio task must start (return False)."""
+        tl = _sniffio_thread_local
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+            poller.register(self._poll_fd(), select.POLLIN)
+        while not self._pending_trio_tasks:
+            prev_library = tl.name
+            tl.name = "asyncio"
+            try:
+                status = self._run_ready(DRIVER_BUDGET)
+            finally:
+                tl.name = prev_library
+            if status == _STOP:
+                return True
+            if status != _IDLE or self._pending_trio_tasks:
+                continue
+            deadline = self._prepare_sleep()
+            try:
+                if deadline == 0.0:
+                    continue  # work arrived meanwhile
+                if deadline is None:
+                    poller.poll()
+                else:
+                    poller.poll(max(0, math.ceil((deadline - self.time()) * 1000)))
+            finally:
+                self._end_sleep()
+        return False
+
+    def _abandon_fiber(self) -> None:
+        """Drop a Trio run left suspended on another thread's fiber.
+
+        A fiber can only be resumed on the thread that created it. A loop whose Trio run
+        started while it ran in one thread and that is then run or closed from another
+        (a loop run in a worker thread and closed by the main thread, say) cannot end that
+        run; its Trio tasks are abandoned and the fiber's stack is leaked (see
+        design/conformance.md).
+        """
+        fiber, self._fiber = self._fiber, None
+        self._fiber_state = ThreadStateSlot()
+        self._nursery = None
+        self._trio_runner = None
+        self._trio_token = None
+        # Kept referenced on purpose: dropping it from a foreign thread could only leak it
+        # with a warning at some later garbage collection.
+        _abandoned_fibers.append(fiber)
 
     def _start_fiber(self) -> None:
         fiber = Fiber(_TrioSide(self).fiber_main)
@@ -193,8 +257,12 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         return removed
 
     def _close_trio_side(self) -> None:
+        self._poller = None
         fiber = self._fiber
         if fiber is None:
+            return
+        if not fiber.owned_by_current_thread():
+            self._abandon_fiber()
             return
         self._fiber = None
         if fiber.dead or sys.is_finalizing():

@@ -139,6 +139,12 @@ impl Fiber {
         self.started.get()
     }
 
+    /// Whether the calling thread is the one that created the fiber (the only one that may
+    /// resume it).
+    pub fn owned_by_current_thread(&self, py: Python<'_>) -> bool {
+        Owner::here(py) == Some(self.owner)
+    }
+
     fn check_thread(&self, py: Python<'_>) -> Result<(), FiberError> {
         if Owner::here(py) == Some(self.owner) {
             Ok(())

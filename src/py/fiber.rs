@@ -51,6 +51,11 @@ impl PyFiber {
         Ok(slf.get().inner.throw(py, err, slf.as_any())?)
     }
 
+    /// Whether the calling thread created this fiber (only that thread may resume it).
+    fn owned_by_current_thread(&self, py: Python<'_>) -> bool {
+        self.inner.owned_by_current_thread(py)
+    }
+
     /// Whether the fiber has finished.
     #[getter]
     fn dead(&self) -> bool {
