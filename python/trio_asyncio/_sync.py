@@ -89,6 +89,8 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._set_clock_offset(0.0)
+        # Like asyncio's _thread_id: a loop belongs to a thread only while it runs there.
+        self._clear_owner_thread()
         self._fiber: Fiber | None = None
         self._fiber_state = ThreadStateSlot()
         # The caller's thread state while the fiber runs (set only during a switch).
@@ -153,6 +155,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             tl.name = prev_library
             self._running = False
             self._clear_stopping()
+            self._clear_owner_thread()
             self._thread_id = None
             _c_set_running_loop(None)
             if self._coroutine_origin_tracking_enabled:
