@@ -12,12 +12,15 @@ goes straight into the Rust core without touching the fiber.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import gc
 import math
 import select
 import signal
 import sys
 import threading
 import time
+import warnings
 import weakref
 from asyncio import events
 from typing import Any
@@ -38,6 +41,15 @@ _set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 #: Fibers of sync loops whose Trio run was left on another thread (see _abandon_fiber).
 _abandoned_fibers: list[Fiber] = []
+
+
+@atexit.register
+def _forget_abandoned_fibers() -> None:
+    # Their loss was documented when they were abandoned; no warning per fiber at exit.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _abandoned_fibers.clear()
+        gc.collect()
 
 #: The name of the Trio task that drives a sync loop (policy code recognises it).
 SYNC_LOOP_TASK_NAME = "trio_asyncio sync loop task"
