@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 
 class TrioAsyncioDeprecationWarning(FutureWarning):
@@ -19,12 +18,3 @@ def warn_deprecated(thing: str, version: str, *, instead: str | None, stacklevel
     msg = f"{thing} is deprecated since trio-asyncio {version}"
     msg += " with no replacement" if instead is None else f"; use {instead} instead"
     warnings.warn(TrioAsyncioDeprecationWarning(msg), stacklevel=stacklevel + 1)
-
-
-class DeprecatedAttribute:
-    """A module attribute that warns when it is read."""
-
-    def __init__(self, value: Any, version: str, *, instead: str | None) -> None:
-        self.value = value
-        self.version = version
-        self.instead = instead
