@@ -181,3 +181,13 @@ def run_trio_task(proc: Callable[..., Awaitable[Any]], *args: Any) -> TrioTaskHa
     :raises RuntimeError: outside a trio-asyncio loop.
     """
     return _running_loop().run_trio_task(proc, *args)
+
+
+def __getattr__(name: str) -> object:
+    # trio-asyncio 0.16 defined its policy class here; code written against it (its own
+    # test suite among others) imports it from this module.
+    if name == "TrioPolicy":
+        from ._policy import TrioPolicy
+
+        return TrioPolicy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
