@@ -148,6 +148,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     _parked = False
     _parked_deadline: float | None = None
     _inline = False
+    _stopped_inline = False  # a batch run by _drive_inline ended with stop()
     _batch_sets_running_loop = False
     # The handler SIGINT had inside Trio before add_signal_handler(SIGINT) replaced it.
     _sigint_restore: Any = None
@@ -274,7 +275,8 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             finally:
                 self._parked = False
                 self._end_sleep()
-            if self._is_stopping():
+            if self._stopped_inline:
+                self._stopped_inline = False
                 return  # stop() ran in a batch another task drove (_drive_inline)
             if scope.cancelled_caught:
                 # Woken by the deadline: Trio delivered that as an Error(Cancelled) whose
@@ -299,7 +301,8 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._inline = True
         self._end_sleep()
         try:
-            self._run_batch(self._batch_sets_running_loop)
+            if self._run_batch(self._batch_sets_running_loop) == _STOP:
+                self._stopped_inline = True
         except (KeyboardInterrupt, SystemExit) as exc:
             if not self._forward_base_exception(exc):
                 raise

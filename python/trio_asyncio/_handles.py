@@ -16,11 +16,15 @@ if TYPE_CHECKING:
 def split_exception(
     exc: BaseException, etype: type[BaseException]
 ) -> tuple[BaseException | None, BaseException | None]:
-    """Split *exc* into the part matching *etype* and the rest, unwrapping 1-element groups."""
+    """Split *exc* into the part matching *etype* and the rest.
+
+    Groups keep their shape (a task whose nursery raised reports that nursery's group, as
+    trio-asyncio 0.16 does).
+    """
     if not isinstance(exc, BaseExceptionGroup):
         return (exc, None) if isinstance(exc, etype) else (None, exc)
     match, rest = exc.split(etype)
-    return _collapse(match), _collapse(rest)
+    return match, rest
 
 
 def _collapse(exc: BaseException | None) -> BaseException | None:
@@ -145,7 +149,7 @@ class TrioTaskHandle:
                     else:
                         fut._cancel_now(self._cancel_message)
                 if cancelled is not None:
-                    raise cancelled from None
+                    raise _collapse(cancelled) from None
         finally:
             del self  # break the frame -> handle cycle on error paths
 
