@@ -48,6 +48,11 @@ _IDLE = 0
 _STOP = 1
 _YIELD = 2
 
+#: Longest single wait for I/O or a timer, in seconds (asyncio's MAXIMUM_SELECT_TIMEOUT):
+#: a timer further away (``asyncio.sleep(math.inf)``, a far ``call_at``) is waited for in
+#: several steps instead of overflowing a system call's timeout.
+MAXIMUM_WAIT = 24 * 3600.0
+
 #: Longest stretch of asyncio callbacks run back to back before the driver task yields to
 #: Trio, in seconds (keeps Trio tasks and cancellation from starving).
 DRIVER_BUDGET = 0.005
@@ -59,6 +64,15 @@ _set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 def _in_trio_run_of(runner: object) -> bool:
     return runner is not None and getattr(_GLOBAL_RUN_CONTEXT, "runner", None) is runner
+
+
+def wait_seconds(deadline: float, now: float) -> float:
+    """How long to wait for a loop-time *deadline*: within ``[0, MAXIMUM_WAIT]``; a NaN
+    deadline (which never fires) waits the maximum."""
+    delay = deadline - now
+    if delay != delay:  # NaN
+        return MAXIMUM_WAIT
+    return min(max(delay, 0.0), MAXIMUM_WAIT)
 
 
 def _noop() -> None:
@@ -270,7 +284,12 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             self._parked_deadline = deadline
             self._parked = True
             try:
-                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                if deadline is None:
+                    wake_at = math.inf
+                else:
+                    now = self.time()
+                    wake_at = now + wait_seconds(deadline, now)
+                with trio.CancelScope(deadline=wake_at) as scope:
                     await trio.lowlevel.wait_readable(poll_fd)
             finally:
                 self._parked = False

@@ -39,7 +39,10 @@ async def open_loop(queue_len: int | None = None) -> AsyncIterator[TrioEventLoop
     block with that exception.
 
     :param queue_len: accepted for compatibility with trio-asyncio 0.16 (unbounded queue).
+    :raises RuntimeError: outside Trio code (for instance in asyncio code under
+        :func:`asyncio.run`, which already runs on a trio-asyncio loop).
     """
+    _check_trio_code("open_loop()")
     # An error of the block (the body's, or one the loop reported) leaves as the one
     # exception group of the nursery the loop's Trio tasks run in, as from any nursery: it
     # is taken out of the outer nursery (which holds only the loop's own helpers) and
@@ -127,6 +130,26 @@ async def open_loop(queue_len: int | None = None) -> AsyncIterator[TrioEventLoop
     if outer_cancelled:
         # Re-raise the surrounding cancellation now that we are outside the shield.
         await trio.lowlevel.checkpoint()
+
+
+def _check_trio_code(what: str) -> None:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        in_trio = False
+    else:
+        in_trio = _sniffio_thread_local.name != "asyncio"
+    if in_trio:
+        return
+    running = _c_get_running_loop()
+    if running is not None:
+        raise RuntimeError(
+            f"{what} is Trio code, but this is asyncio code running on {running!r}. "
+            "That loop is already an asyncio loop: use it directly "
+            "(asyncio.get_running_loop()), and run Trio code from it with "
+            "trio_asyncio.trio_as_aio() or trio_asyncio.run_trio()."
+        )
+    raise RuntimeError(f"{what} must be used in Trio code (inside trio.run()).")
 
 
 class _OpenLoopAsyncgenHooks:
@@ -239,10 +262,40 @@ def run(
 
 
 def _running_loop() -> BaseTrioEventLoop:
+    """The trio-asyncio loop of the calling code: the Trio task's (``current_loop``), else
+    asyncio's running loop if it is one of ours (asyncio code on a sync loop: under
+    ``run_until_complete``, ``asyncio.run``, ``asyncio.Runner``, pytest-asyncio, IPython)."""
     loop = current_loop.get()
     if loop is None:
-        raise RuntimeError("You are not within a trio_asyncio loop")
+        running = _c_get_running_loop()
+        if isinstance(running, BaseTrioEventLoop):
+            return running
+        raise RuntimeError(_not_in_loop_message(running))
     return loop
+
+
+def _not_in_loop_message(running: object) -> str:
+    what = "You are not within a trio_asyncio loop"
+    if running is not None:
+        return (
+            f"{what}: the running asyncio loop is a {type(running).__module__}."
+            f"{type(running).__qualname__}, which trio_asyncio did not create. Import "
+            "trio_asyncio before that loop is created (in IPython: before the first cell "
+            "that awaits, or restart the kernel after adding the import), or run the code "
+            "inside 'async with trio_asyncio.open_loop()' from Trio."
+        )
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return (
+            f"{what}: no event loop is running. Call this from asyncio code running on a "
+            "trio-asyncio loop (any loop asyncio creates once trio_asyncio is imported), "
+            "or from Trio code inside 'async with trio_asyncio.open_loop()'."
+        )
+    return (
+        f"{what}: this Trio task has none. Wrap the code in "
+        "'async with trio_asyncio.open_loop():'."
+    )
 
 
 async def run_aio_coroutine(coro: Awaitable[T]) -> T:
