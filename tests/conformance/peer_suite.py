@@ -64,9 +64,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def expectations_file(python_version: str) -> Path:
-    """``trio-asyncio-0.16-suite-py3.X.txt`` if that exists, else the common file."""
-    specific = EXPECTATIONS / f"trio-asyncio-0.16-suite-py{python_version}.txt"
-    return specific if specific.exists() else EXPECTATIONS / "trio-asyncio-0.16-suite.txt"
+    """The expectations of one interpreter version (as the stdlib runner keeps them)."""
+    return EXPECTATIONS / f"py{python_version}" / "trio-asyncio-0.16-suite.txt"
 
 
 def fetch_sdist(python: str, cache: Path) -> Path:
