@@ -7,7 +7,8 @@
 # unpacks only its tests/ (into .conf-results/peer-suite-0.16/), runs them with pytest
 # against the trio_asyncio installed in --python (default .venv/bin/python, which
 # scripts/setup.sh builds first unless CONF_NO_SETUP=1), and exits non-zero on any result
-# that differs from tests/conformance/expectations/trio-asyncio-0.16-suite*.txt.
+# that differs from tests/conformance/expectations/py3.X/trio-asyncio-0.16-suite.txt
+# (3.X: the interpreter's version). Other versions: --python .venv-3.12/bin/python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
