@@ -346,6 +346,46 @@ def test_issue_10_cancellation_cuts_asyncgen_finalisation_short() -> None:
     assert finalised == ["cancelled"]
 
 
+@pytest.mark.parametrize("times", range(4))
+def test_issue_10_block_cancelled_before_exit_still_starts_finalisers(times: int) -> None:
+    finalised: list[str] = []
+    holder: list[Any] = []
+
+    async def agen() -> Any:
+        try:
+            yield 1
+        finally:
+            try:
+                await asyncio.sleep(10)
+                finalised.append("slept")
+            except asyncio.CancelledError:
+                finalised.append("cancelled")
+
+    async def first_item() -> None:
+        gen = agen()
+        holder.append(gen)
+        await gen.asend(None)
+
+    async def main() -> bool:
+        with trio.CancelScope() as scope:
+            async with trio_asyncio.open_loop() as loop:
+                await loop.run_aio_coroutine(first_item())
+                # Keep the loop busy (its driver not parked) when the block exits.
+                spins = [times * 50]
+
+                def spin() -> None:
+                    if spins[0] > 0:
+                        spins[0] -= 1
+                        loop.call_soon(spin)
+
+                loop.call_soon(spin)
+                scope.cancel()
+        return scope.cancelled_caught
+
+    assert trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert finalised == ["cancelled"]
+
+
 def test_issue_10_stop_runs_callbacks_queued_before_it() -> None:
     async def main() -> list[str]:
         result: list[str] = []
@@ -397,3 +437,92 @@ def test_issue_10_policy_outside_trio_is_not_trio_policy() -> None:
     assert trio.run(inside)
     asyncio.set_event_loop_policy(policy)  # setting it back means "the default"
     assert asyncio.get_event_loop_policy() is policy
+
+
+# ---------------------------------------------------------------------------------------
+# The default executor leaves no thread behind
+# ---------------------------------------------------------------------------------------
+
+
+def test_issue_10_asyncio_run_joins_default_executor_threads() -> None:
+    async def main() -> list[threading.Thread]:
+        loop = asyncio.get_running_loop()
+        return list(await asyncio.gather(
+            *(loop.run_in_executor(None, threading.current_thread) for _ in range(4))
+        ))
+
+    workers = asyncio.run(main())
+    assert threading.current_thread() not in workers
+    assert [t.name for t in workers if t.is_alive()] == []
+
+
+def test_issue_10_trio_executor_shutdown_wait_joins_its_threads() -> None:
+    async def main() -> threading.Thread:
+        executor = trio_asyncio.TrioExecutor()
+        assert await executor.submit(pow, 3, 2) == 9
+        worker = await executor.submit(threading.current_thread)
+        await trio.to_thread.run_sync(executor.shutdown, True)
+        with pytest.raises(RuntimeError, match="shutdown"):
+            await executor.submit(pow, 3, 2)
+        return worker
+
+    worker = trio.run(main)
+    assert worker is not threading.current_thread()
+    assert not worker.is_alive()
+
+
+def test_issue_10_trio_executor_honours_its_limiter() -> None:
+    limiter = trio.CapacityLimiter(2)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def job() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        gate.wait(0.05)
+        with lock:
+            running -= 1
+
+    async def main() -> None:
+        executor = trio_asyncio.TrioExecutor(limiter=limiter)
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(executor.submit, job)
+        executor.shutdown(wait=True)
+
+    trio.run(main)
+    assert most == 2
+
+
+def test_issue_10_trio_executor_cancel_before_start_and_while_running() -> None:
+    limiter = trio.CapacityLimiter(1)
+    gate = threading.Event()
+
+    async def main() -> list[str]:
+        executor = trio_asyncio.TrioExecutor(limiter=limiter)
+        seen: list[str] = []
+
+        async def blocker() -> None:
+            seen.append(await executor.submit(lambda: (gate.wait(20), "finished")[1]))
+
+        async def queued() -> None:
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await executor.submit(seen.append, "ran")  # pragma: no cover
+            seen.append("queued cancelled")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(blocker)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(queued)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()  # the running job cannot be interrupted: waited for
+            gate.set()
+        await trio.to_thread.run_sync(executor.shutdown, True)
+        return seen
+
+    assert sorted(trio.run(main)) == ["finished", "queued cancelled"]

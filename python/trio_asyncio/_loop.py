@@ -239,7 +239,15 @@ async def _finalize_asyncgens(loop: TrioEventLoop) -> None:
             stacklevel=2,
         )
         return
-    await loop.run_aio_coroutine(loop.shutdown_asyncgens())
+    shutdown = asyncio.ensure_future(loop.shutdown_asyncgens(), loop=loop)
+    with trio.CancelScope(shield=True):
+        # Let every generator's aclose() start (the shutdown task's first step starts one
+        # task per generator; their first steps run in the next loop iteration) before a
+        # pending cancellation of the block can reach them: each finaliser then sees
+        # asyncio.CancelledError at its first await instead of never running.
+        await loop.synchronize()
+        await loop.synchronize()
+    await run_aio_future(shutdown)
 
 
 def run(
