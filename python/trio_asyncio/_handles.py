@@ -148,8 +148,9 @@ class TrioTaskHandle:
                         fut.set_exception(rest)
                     else:
                         fut._cancel_now(self._cancel_message)
+                cancelled = _collapse(cancelled)
                 if cancelled is not None:
-                    raise _collapse(cancelled) from None
+                    raise cancelled from None
         finally:
             del self  # break the frame -> handle cycle on error paths
 

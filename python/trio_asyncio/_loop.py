@@ -202,14 +202,14 @@ class _OpenLoopAsyncgenHooks:
             and not loop.is_closed()
         ):
             self.owners[agen] = loop
-            loop._asyncgen_firstiter_hook(agen)
+            loop._asyncgen_firstiter_hook(agen)  # type: ignore[attr-defined]
         elif self.previous.firstiter is not None:
             self.previous.firstiter(agen)
 
     def _finalizer(self, agen: Any) -> None:
         loop = self.owners.pop(agen, None)
         if loop is not None:
-            loop._asyncgen_finalizer_hook(agen)
+            loop._asyncgen_finalizer_hook(agen)  # type: ignore[attr-defined]
         elif self.previous.finalizer is not None:
             self.previous.finalizer(agen)
 

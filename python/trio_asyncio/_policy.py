@@ -117,7 +117,7 @@ class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-typ
     @_watcher.setter
     def _watcher(self, watcher: Any) -> None:
         if watcher is not None:  # pragma: no cover  (asyncio only ever resets it)
-            _outside_policy()._watcher = watcher
+            _outside_policy()._watcher = watcher  # type: ignore[attr-defined]
 
 
 _sync_loop_policy = SyncLoopPolicy()

@@ -189,7 +189,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         already), so ``current_loop.get()``, :func:`run_trio` and :func:`run_trio_task`
         find the loop in asyncio code, as they do under ``open_loop``.
         """
-        if self._task_factory is None:
+        if self._task_factory is None:  # type: ignore[attr-defined]
             if context is None:
                 context = contextvars.copy_context()
             if context.get(current_loop) is None:
