@@ -520,9 +520,27 @@ def test_issue_10_trio_executor_cancel_before_start_and_while_running() -> None:
             await trio.testing.wait_all_tasks_blocked()
             nursery.start_soon(queued)
             await trio.testing.wait_all_tasks_blocked()
-            nursery.cancel_scope.cancel()  # the running job cannot be interrupted: waited for
-            gate.set()
-        await trio.to_thread.run_sync(executor.shutdown, True)
+            nursery.cancel_scope.cancel()  # the running job is left to finish, unwaited
+        seen.append("left")
+        gate.set()
+        await trio.to_thread.run_sync(executor.shutdown, True)  # joins it
         return seen
 
-    assert sorted(trio.run(main)) == ["finished", "queued cancelled"]
+    assert trio.run(main) == ["queued cancelled", "left"]
+
+
+def test_issue_10_close_does_not_wait_for_a_running_executor_job() -> None:
+    gate = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        job = loop.run_in_executor(None, gate.wait, 60)
+        await asyncio.sleep(0.01)
+        job.cancel()
+
+    try:
+        loop.run_until_complete(main())
+        loop.close()  # returns although the job still runs
+        assert loop.is_closed() and not gate.is_set()
+    finally:
+        gate.set()

@@ -17,9 +17,9 @@ T = TypeVar("T")
 # shut down (asyncio.run() joins stock asyncio's executor threads; suites that count
 # threads after each test fail otherwise), so the threads are this executor's own
 # (ThreadPoolExecutor's), joined by shutdown(wait=True). What Trio's threads gave is kept:
-# the Trio limiter bounds how many jobs run at once, each job runs in a copy of the
-# submitting task's context, and a job that has started is waited for even if the
-# waiting Trio task is cancelled.
+# the Trio limiter bounds how many jobs run at once (its token is held until the job ends,
+# even when the waiting task was cancelled) and each job runs in a copy of the submitting
+# task's context.
 
 #: Pool size: never the bound (the limiter is), just a safety net against runaway growth.
 _POOL_THREADS = 512
@@ -57,8 +57,9 @@ class TrioExecutor(concurrent.futures.ThreadPoolExecutor):
         """Run ``func(*args)`` in a thread and return its result (Trio-flavoured).
 
         Cancelling the calling Trio task before the job started keeps it from starting;
-        once it runs it is waited for (a thread cannot be interrupted) and its outcome
-        returned, as :func:`trio.to_thread.run_sync` does.
+        once it runs, the cancellation takes effect at once and the job finishes in its
+        thread unwaited (a thread cannot be interrupted), as with stock asyncio's
+        ``run_in_executor``; :meth:`shutdown` with *wait* still waits for it.
 
         :raises RuntimeError: if the executor has been shut down.
         """
@@ -67,25 +68,37 @@ class TrioExecutor(concurrent.futures.ThreadPoolExecutor):
         limiter = self._limiter or trio.to_thread.current_default_thread_limiter()
         token = trio.lowlevel.current_trio_token()
         context = contextvars.copy_context()
-        async with limiter:
-            done = trio.Event()
+        # The token is held for the job, not for this task: it is given back when the job
+        # ends (or is cancelled before it starts), even if this task stopped waiting.
+        borrower = object()
+        await limiter.acquire_on_behalf_of(borrower)
+        done = trio.Event()
 
-            def wake(_: object) -> None:
-                try:
-                    token.run_sync_soon(done.set)
-                except trio.RunFinishedError:  # pragma: no cover  (the run is gone)
-                    pass
+        def back_in_trio() -> None:
+            limiter.release_on_behalf_of(borrower)
+            done.set()
 
-            job = concurrent.futures.ThreadPoolExecutor.submit(self, context.run, func, *args)
-            job.add_done_callback(wake)
+        def finished(_: object) -> None:
             try:
-                await done.wait()
-            except trio.Cancelled:
-                if job.cancel():
-                    raise
-                with trio.CancelScope(shield=True):
-                    await done.wait()
-            return job.result()
+                token.run_sync_soon(back_in_trio)
+            except trio.RunFinishedError:  # pragma: no cover  (the run is gone)
+                pass
+
+        try:
+            job = concurrent.futures.ThreadPoolExecutor.submit(self, context.run, func, *args)
+        except BaseException:
+            limiter.release_on_behalf_of(borrower)
+            raise
+        job.add_done_callback(finished)
+        try:
+            await done.wait()
+        except trio.Cancelled:
+            # A job that has not started never will; one that runs is left to finish in
+            # its thread, unwaited, as asyncio's run_in_executor futures do (waiting would
+            # let a job that never returns hang the loop's close()).
+            job.cancel()
+            raise
+        return job.result()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse new jobs; with *wait*, wait for the jobs that started and join the threads.
