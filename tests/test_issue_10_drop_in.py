@@ -222,22 +222,47 @@ def test_issue_10_cancel_trio_task_handle_then_close(started_trio_first: bool, y
     assert loop.is_closed()
 
 
-def test_issue_10_cancel_started_trio_task_between_runs() -> None:
+@pytest.mark.parametrize("waits_on", ["sleep", "event", "sleep_forever"])
+@pytest.mark.parametrize("cancel_from", ["asyncio code", "between runs"])
+def test_issue_10_cancel_started_trio_task_from_caller_side(waits_on: str, cancel_from: str) -> None:
     loop = asyncio.new_event_loop()
+    seen: list[str] = []
+    running = loop.create_future()
+
+    async def trio_task() -> None:
+        running.set_result(None)
+        try:
+            if waits_on == "sleep":
+                await trio.sleep(100)
+            elif waits_on == "event":
+                await trio.Event().wait()
+            else:
+                await trio.sleep_forever()
+        except trio.Cancelled:
+            seen.append("cancelled")
+            raise
 
     async def start() -> Any:
-        handle = loop.run_trio_task(trio.sleep_forever)
-        await asyncio.sleep(0.01)
+        handle = loop.run_trio_task(trio_task)
+        await running  # the task started; it blocks in the loop's Trio run
         return handle
 
-    handle = loop.run_until_complete(start())
-    handle.cancel()  # the loop is stopped: no Trio code can run now
+    async def cancel(handle: Any) -> None:
+        handle.cancel()  # on the caller's stack: outside the loop's Trio run
 
-    async def stop() -> None:
-        await asyncio.sleep(0)
+    async def settle() -> None:
+        await asyncio.sleep(0.01)
 
-    loop.run_until_complete(stop())
-    loop.close()
+    try:
+        handle = loop.run_until_complete(start())
+        if cancel_from == "asyncio code":
+            loop.run_until_complete(cancel(handle))
+        else:
+            handle.cancel()
+        loop.run_until_complete(settle())
+        assert seen == ["cancelled"]
+    finally:
+        loop.close()
 
 
 def test_issue_10_session_fixture_cancels_trio_task_at_teardown(tmp_path: Path) -> None:

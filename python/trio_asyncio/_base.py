@@ -184,7 +184,8 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._close_files: set[int] = set()
         self._child_pidfds: dict[int, int] = {}
         self._running = False
-        self._pending_trio_tasks: list[TrioTaskHandle] = []
+        # Trio tasks to start, and scopes to cancel, once the driver runs in Trio.
+        self._pending_trio_tasks: list[TrioTaskHandle | trio.CancelScope] = []
         self._stopped_event = trio.Event()
         self._stopped_event.set()
 
@@ -397,8 +398,24 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
 
     def _start_pending_trio_tasks(self) -> None:
         pending, self._pending_trio_tasks = self._pending_trio_tasks, []
-        for handle in pending:
-            self._start_trio_task(handle)
+        for item in pending:
+            if isinstance(item, trio.CancelScope):
+                item.cancel()
+            else:
+                self._start_trio_task(item)
+
+    def _cancel_trio_scope(self, scope: trio.CancelScope) -> None:
+        """Cancel the scope of a Trio task of this loop, from any code on its thread.
+
+        Cancelling wakes the task through its run, so it happens right away only inside
+        the loop's Trio run; elsewhere (asyncio code on a sync loop's caller stack, or
+        between runs) the driver does it on its next pass, and closing the loop cancels
+        every Trio task anyway.
+        """
+        if _in_trio_run_of(self._trio_runner):
+            scope.cancel()
+        else:
+            self._pending_trio_tasks.append(scope)
 
     async def run_aio_coroutine(self, coro: Awaitable[T]) -> T:
         """Run an asyncio-flavoured coroutine as a task on this loop; return its result.

@@ -108,7 +108,11 @@ class TrioTaskHandle:
         if self._finished:
             return
         self._cancelled = True
-        self._scope.cancel()
+        if self._started:
+            # Entered in the loop's Trio run: only that run may cancel it.
+            self._loop._cancel_trio_scope(self._scope)
+        else:
+            self._scope.cancel()
 
     def cancelled(self) -> bool:
         return self._cancelled
