@@ -165,12 +165,56 @@ _PATCHES = {
 }
 
 
+_ORIGINALS = {name: getattr(events, name) for name in _PATCHES}
+
+#: Set to ``0`` (or ``false``/``no``/``off``) to keep ``import trio_asyncio`` from
+#: installing compatibility mode.
+ENV_VAR = "TRIO_ASYNCIO_COMPAT_MODE"
+
+
+def enabled_by_environment() -> bool:
+    """Whether the environment lets ``import trio_asyncio`` install compatibility mode."""
+    import os
+
+    value = os.environ.get(ENV_VAR, "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def is_installed() -> bool:
+    """Whether compatibility mode is installed."""
+    return events.get_event_loop_policy is get_event_loop_policy
+
+
 def install() -> None:
-    """Install the policy and the patched functions (idempotent)."""
-    if events.get_event_loop_policy is get_event_loop_policy:
+    """Install compatibility mode: asyncio's loop creation outside Trio makes a
+    :class:`SyncTrioEventLoop`, and inside a Trio task asyncio's loop functions answer
+    with the task's trio-asyncio loop.
+
+    Synchronous and idempotent. ``import trio_asyncio`` calls it unless the environment
+    variable ``TRIO_ASYNCIO_COMPAT_MODE`` is ``0``.
+    """
+    if is_installed():
         return
     _original_set_policy(_trio_policy)
     for name, fn in _PATCHES.items():
         setattr(events, name, fn)
         if hasattr(asyncio, name):
             setattr(asyncio, name, fn)
+
+
+def uninstall() -> None:
+    """Undo :func:`install`: give asyncio back its own functions and policy.
+
+    Synchronous and idempotent. A policy the current thread had set with
+    :func:`asyncio.set_event_loop_policy` becomes asyncio's global policy again. Loops
+    already created are not changed; :func:`trio_asyncio.new_event_loop`, :func:`open_loop`
+    and the adapters keep working.
+    """
+    if not is_installed():
+        return
+    for name, fn in _ORIGINALS.items():
+        setattr(events, name, fn)
+        if hasattr(asyncio, name):
+            setattr(asyncio, name, fn)
+    policy, _user.policy = _user.policy, None
+    _original_set_policy(policy)
