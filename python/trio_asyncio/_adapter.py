@@ -33,6 +33,14 @@ def _loop_or_current(loop: BaseTrioEventLoop | None) -> BaseTrioEventLoop:
             running = asyncio._get_running_loop()
             if isinstance(running, BaseTrioEventLoop):
                 return running
+            if running is not None:
+                raise RuntimeError(
+                    "You are not within a trio_asyncio loop: the running loop is "
+                    f"{type(running).__name__}, made before trio_asyncio was imported or "
+                    "without it. Import trio_asyncio before the loop is made, create it "
+                    "with trio_asyncio.new_event_loop(), or in IPython run "
+                    "'%load_ext trio_asyncio'."
+                )
             raise RuntimeError("You are not within a trio_asyncio loop")
     return loop
 

@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from ._base import BaseTrioEventLoop
 
 
+_RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
+
+
+async def _cancel_scope(scope: trio.CancelScope) -> None:
+    scope.cancel()
+
+
 def split_exception(
     exc: BaseException, etype: type[BaseException]
 ) -> tuple[BaseException | None, BaseException | None]:
@@ -104,7 +111,17 @@ class TrioTaskHandle:
         if self._finished:
             return
         self._cancelled = True
+        if self._started and not self._in_loop_trio_run():
+            # Trio cancels a scope only from inside its run: a sync loop that is stopped
+            # (its run suspended) does it at its next run.
+            if not self._loop.is_closed():
+                self._loop.run_trio_task(_cancel_scope, self._scope)
+            return
         self._scope.cancel()
+
+    def _in_loop_trio_run(self) -> bool:
+        runner = self._loop._trio_runner
+        return runner is not None and getattr(_RUN_CONTEXT, "runner", None) is runner
 
     def cancelled(self) -> bool:
         return self._cancelled
