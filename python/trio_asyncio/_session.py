@@ -38,6 +38,7 @@ class InteractiveSession:
         #: starts with an open nursery.
         self.on_new_nursery: Callable[[trio.Nursery], None] | None = None
         self._close_requested = False
+        self._current: asyncio.Future[Any] | None = None
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -89,13 +90,20 @@ class InteractiveSession:
             return await coro
 
         future = self.loop.trio_as_future(allow_asyncio, piece)
+        self._current = future
         try:
             return self.loop.run_until_complete(future)
         finally:
+            self._current = None
             if not future.done():  # interrupted: do not leave the piece half-run
                 future.cancel()
             if self._close_requested:
                 self.close()
+
+    def cancel_current(self) -> None:
+        """Cancel the piece of code that is running, if any (at its next ``await``)."""
+        if self._current is not None:
+            self._current.cancel()
 
     def close(self) -> None:
         """Cancel the session's tasks (asyncio and Trio) and close the loop.
