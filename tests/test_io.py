@@ -350,7 +350,6 @@ def test_server_close_and_wait_closed(aio_run: AioRunner) -> None:
         assert await proto.read_exactly(1) == b"x"
         server.close()
         assert not server.is_serving()
-        await server.wait_closed()
         with pytest.raises(ConnectionRefusedError):
             await loop.create_connection(asyncio.Protocol, HOST, port)
         # existing connections survive the server's close
@@ -358,6 +357,8 @@ def test_server_close_and_wait_closed(aio_run: AioRunner) -> None:
         assert await proto.read_exactly(1) == b"y"
         transport.close()
         await proto.lost
+        # (from 3.12 wait_closed also waits for the server's connections to end)
+        await asyncio.wait_for(server.wait_closed(), 10)
 
     aio_run(body)
 
