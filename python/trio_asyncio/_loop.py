@@ -6,7 +6,7 @@ import asyncio
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import trio
 
@@ -17,6 +17,7 @@ from ._handles import TrioTaskHandle
 from ._util import run_aio_future
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @asynccontextmanager
@@ -121,8 +122,8 @@ async def _finalize_asyncgens(loop: TrioEventLoop) -> None:
 
 
 def run(
-    proc: Callable[..., Awaitable[T]],
-    *args: Any,
+    proc: Callable[[Unpack[Ts]], Awaitable[T]],
+    *args: Unpack[Ts],
     queue_len: int | None = None,
     **trio_run_options: Any,
 ) -> T:
@@ -163,7 +164,7 @@ async def run_aio_coroutine(coro: Awaitable[T]) -> T:
     return await loop.run_aio_coroutine(coro)
 
 
-def run_trio(proc: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Future[T]:
+def run_trio(proc: Callable[[Unpack[Ts]], Awaitable[T]], *args: Unpack[Ts]) -> asyncio.Future[T]:
     """Start ``await proc(*args)`` as a Trio task of the current loop; return a future.
 
     Synchronous; same as ``current_loop.get().trio_as_future(proc, *args)``.
@@ -173,7 +174,9 @@ def run_trio(proc: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Future[T]
     return _running_loop().trio_as_future(proc, *args)
 
 
-def run_trio_task(proc: Callable[..., Awaitable[Any]], *args: Any) -> TrioTaskHandle:
+def run_trio_task(
+    proc: Callable[[Unpack[Ts]], Awaitable[object]], *args: Unpack[Ts]
+) -> TrioTaskHandle:
     """Start ``await proc(*args)`` as a Trio task of the current loop.
 
     Synchronous; an error raised by the task ends the loop.

@@ -54,7 +54,7 @@ def _trio_task_loop(task: Any) -> Any:
     return task.context.get(current_loop)
 
 
-class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type,unused-ignore]
     """asyncio's global policy while trio_asyncio is imported.
 
     Outside Trio it behaves like asyncio's default policy except that new loops are
@@ -84,7 +84,7 @@ class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-typ
             return loop  # type: ignore[no-any-return]
         if _user.policy is not None:
             return _user.policy.get_event_loop()
-        return super().get_event_loop()  # type: ignore[no-any-return]
+        return super().get_event_loop()  # type: ignore[no-any-return,unused-ignore]
 
     def set_event_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         if _in_trio_other_than_sync_loop():
@@ -125,7 +125,7 @@ def set_event_loop_policy(policy: asyncio.AbstractEventLoopPolicy | None) -> Non
 def _get_running_loop() -> asyncio.AbstractEventLoop | None:
     loop = _c_get_running_loop()
     if loop is not None:
-        return loop  # type: ignore[no-any-return]
+        return loop  # type: ignore[no-any-return,unused-ignore]
     task = _trio_task()
     if task is None:
         return None

@@ -127,7 +127,7 @@ def loop(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 def _trio_fixture(fn: Callable[..., Any]) -> Any:
     try:
-        from pytest_trio import trio_fixture
+        from pytest_trio import trio_fixture  # type: ignore[import-untyped,unused-ignore]
     except ImportError:  # pragma: no cover  (pytest-trio not installed)
         return pytest.fixture(fn)
     return trio_fixture(fn)
