@@ -203,7 +203,7 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Undo :func:`install`: give asyncio back its own functions and policy.
+    """Undo :func:`install_compat_mode`: give asyncio back its own functions and policy.
 
     Synchronous and idempotent. A policy the current thread had set with
     :func:`asyncio.set_event_loop_policy` becomes asyncio's global policy again. Loops
