@@ -201,3 +201,40 @@ def test_python_m_ipython_over_stdin() -> None:
                if "RESULT " in line]
     assert results == ["True False", "True"], proc.stdout
     assert "Error" not in proc.stdout, proc.stdout
+
+
+def test_ctrl_c_in_ipython_cancels_the_cell_not_the_session() -> None:
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "IPython", "--no-banner", "--colors=nocolor", "--simple-prompt",
+         "--HistoryManager.enabled=False"],
+        encoding="utf-8", timeout=60, env={**os.environ, "TERM": "dumb"},
+    )
+    try:
+        prompt = r"In \[\d+\]: "
+        child.expect(prompt)
+        for line in ("%load_ext trio_asyncio", "import trio; ticks = []",
+                     "async def tick():\n    while True:\n        ticks.append(1); "
+                     "await trio.sleep(0.005)\n"):
+            child.sendline(line)
+            child.expect(prompt)
+        child.sendline("nursery.start_soon(tick)")
+        child.expect(prompt)
+        child.sendline("await trio.sleep(3600)")
+        child.expect_exact("await trio.sleep(3600)")
+        import time
+
+        time.sleep(1)  # let the cell start waiting (not a timing assertion)
+        child.sendintr()
+        child.expect("KeyboardInterrupt")
+        child.expect(prompt)
+        child.sendline("n = len(ticks); await trio.sleep(0.05); print('ALIVE', len(ticks) > n)")
+        child.expect("ALIVE (True|False)")
+        assert child.match.group(1) == "True"
+        child.expect(prompt)
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)

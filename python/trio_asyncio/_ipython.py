@@ -15,6 +15,7 @@ and ``autoawait`` setting it had.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
@@ -43,6 +44,7 @@ class _Extension:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.saved = (shell.loop_runner, shell.autoawait, shell.trio_runner)
+        self.saved_custom_exc = (shell.custom_exceptions, shell.CustomTB)
         self.session = InteractiveSession()
         self.owns_nursery_name = NURSERY_NAME not in shell.user_ns
         self.session.on_new_nursery = self._publish_nursery
@@ -50,6 +52,12 @@ class _Extension:
         shell.loop_runner = runner
         shell.autoawait = True
         shell.set_trio_runner(runner)
+        if not shell.custom_exceptions:
+            # Ctrl-C cancels the cell: IPython's run_code then sees the cancellation;
+            # show it as the KeyboardInterrupt it stands for.
+            shell.set_custom_exc(
+                (trio.Cancelled, asyncio.CancelledError), self._show_cancellation
+            )
         # The nursery opens (and is published) when the next cell starts: this cell may
         # itself be running on a session's loop (%reload_ext).
 
@@ -57,8 +65,19 @@ class _Extension:
         if self.owns_nursery_name:
             self.shell.user_ns[NURSERY_NAME] = nursery
 
+    def _show_cancellation(
+        self, shell: Any, etype: type[BaseException], value: BaseException, tb: Any,
+        tb_offset: int | None = None,
+    ) -> None:
+        # IPython calls this instead of its showtraceback for these exception types.
+        if self.session.interrupted:
+            print("KeyboardInterrupt")
+        else:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
     def unload(self) -> None:
         shell = self.shell
+        shell.custom_exceptions, shell.CustomTB = self.saved_custom_exc
         shell.loop_runner, shell.autoawait, trio_runner = self.saved
         shell.set_trio_runner(trio_runner)
         if self.owns_nursery_name:

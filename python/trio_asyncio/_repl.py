@@ -13,9 +13,7 @@ import ast
 import asyncio
 import code
 import inspect
-import signal
 import sys
-import threading
 import traceback
 import types
 from typing import Any
@@ -43,24 +41,14 @@ class TrioAsyncioConsole(code.InteractiveConsole):
             if inspect.iscoroutine(result):
                 await result
 
-        interruptible = threading.current_thread() is threading.main_thread()
-        loop = self.session.loop
-        if interruptible:
-            loop.add_signal_handler(signal.SIGINT, self._interrupt)
         try:
             self.session.run(piece())
         except SystemExit:
             raise
-        except (asyncio.CancelledError, trio.Cancelled, KeyboardInterrupt):
+        except KeyboardInterrupt:
             self.write("KeyboardInterrupt\n")
         except BaseException:
             self.showtraceback()
-        finally:
-            if interruptible and not loop.is_closed():
-                loop.remove_signal_handler(signal.SIGINT)
-
-    def _interrupt(self) -> None:
-        self.session.cancel_current()
 
     def showtraceback(self) -> None:
         """Show the traceback from the user's code on, without the session's frames."""

@@ -15,6 +15,8 @@ loop's exception handler and a new nursery replaces the failed one at the next p
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -39,6 +41,7 @@ class InteractiveSession:
         self.on_new_nursery: Callable[[trio.Nursery], None] | None = None
         self._close_requested = False
         self._current: asyncio.Future[Any] | None = None
+        self._interrupted = False
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -80,7 +83,8 @@ class InteractiveSession:
 
         Synchronous. *coro* runs in a new Trio task under :func:`allow_asyncio`; the
         loop runs until it is done, and with it every Trio and asyncio task of the
-        session.
+        session. In the main thread, SIGINT (Ctrl-C) meanwhile cancels *coro* at its next
+        ``await`` and this raises :exc:`KeyboardInterrupt`; the session goes on.
         """
         if self.on_new_nursery is not None or self._nursery_future is not None:
             if self._nursery_future is None or self._nursery_future.done():
@@ -89,16 +93,39 @@ class InteractiveSession:
         async def piece() -> T:
             return await coro
 
-        future = self.loop.trio_as_future(allow_asyncio, piece)
+        loop = self.loop
+        future = loop.trio_as_future(allow_asyncio, piece)
         self._current = future
+        self._interrupted = False
+        catch_sigint = (
+            threading.current_thread() is threading.main_thread()
+            and signal.SIGINT not in loop._signal_handlers
+        )
+        if catch_sigint:
+            loop.add_signal_handler(signal.SIGINT, self._on_sigint)
         try:
-            return self.loop.run_until_complete(future)
+            return loop.run_until_complete(future)
+        except asyncio.CancelledError:
+            if self._interrupted:
+                raise KeyboardInterrupt from None
+            raise
         finally:
             self._current = None
+            if catch_sigint and not loop.is_closed():
+                loop.remove_signal_handler(signal.SIGINT)
             if not future.done():  # interrupted: do not leave the piece half-run
                 future.cancel()
             if self._close_requested:
                 self.close()
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the running (or last) piece was cancelled by SIGINT."""
+        return self._interrupted
+
+    def _on_sigint(self) -> None:
+        self._interrupted = True
+        self.cancel_current()
 
     def cancel_current(self) -> None:
         """Cancel the piece of code that is running, if any (at its next ``await``)."""
