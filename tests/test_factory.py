@@ -172,3 +172,15 @@ def test_uninstall_hands_a_users_policy_back_to_asyncio() -> None:
 
 def test_compat_mode_is_installed_in_this_process() -> None:
     assert _policy.is_installed()
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    import __future__
+    import types
+
+    public = {
+        name for name, value in vars(trio_asyncio).items()
+        if not name.startswith("_")
+        and not isinstance(value, (types.ModuleType, __future__._Feature))
+    }
+    assert sorted(trio_asyncio.__all__) == sorted(public)
