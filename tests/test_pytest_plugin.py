@@ -261,3 +261,13 @@ def test_custom_runner_was_used():
 ''')
     result = _run(pytester, "-p")
     result.assert_outcomes(passed=2)
+
+
+def test_dash_p_loads_the_plugin_without_autoload(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(test_trio=TRIO_SUITE)
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "trio", "-p", "trio_asyncio")
+    result.assert_outcomes(passed=6)
