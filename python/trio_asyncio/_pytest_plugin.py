@@ -37,9 +37,6 @@ def activate(config: pytest.Config) -> None:
     if not _policy.is_installed():
         _policy.install()
         _installed_compat_mode = True
-    config.addinivalue_line(
-        "markers", "trio_asyncio: (trio_asyncio plugin) nothing; the plugin is active"
-    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

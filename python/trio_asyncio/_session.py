@@ -36,8 +36,8 @@ class InteractiveSession:
         self.loop = new_event_loop() if loop is None else loop
         self._nursery: trio.Nursery | None = None
         self._nursery_future: asyncio.Future[None] | None = None
-        #: Called with the new nursery whenever one is opened; when set, each piece
-        #: starts with an open nursery.
+        #: Called with the new nursery whenever one is opened (each piece starts with
+        #: an open one).
         self.on_new_nursery: Callable[[trio.Nursery], None] | None = None
         self._close_requested = False
         self._current: asyncio.Future[Any] | None = None
@@ -86,9 +86,8 @@ class InteractiveSession:
         session. In the main thread, SIGINT (Ctrl-C) meanwhile cancels *coro* at its next
         ``await`` and this raises :exc:`KeyboardInterrupt`; the session goes on.
         """
-        if self.on_new_nursery is not None or self._nursery_future is not None:
-            if self._nursery_future is None or self._nursery_future.done():
-                self._open_nursery()
+        if self._nursery_future is None or self._nursery_future.done():
+            self._open_nursery()
 
         async def piece() -> T:
             return await coro
@@ -112,7 +111,9 @@ class InteractiveSession:
         finally:
             self._current = None
             if catch_sigint and not loop.is_closed():
-                loop.remove_signal_handler(signal.SIGINT)
+                handle = loop._signal_handlers.get(signal.SIGINT)
+                if getattr(handle, "_callback", None) == self._on_sigint:
+                    loop.remove_signal_handler(signal.SIGINT)  # not one the code added
             if not future.done():  # interrupted: do not leave the piece half-run
                 future.cancel()
             if self._close_requested:
