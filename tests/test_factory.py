@@ -184,3 +184,12 @@ def test_all_lists_exactly_the_public_names() -> None:
         and not isinstance(value, (types.ModuleType, __future__._Feature))
     }
     assert sorted(trio_asyncio.__all__) == sorted(public)
+
+
+def test_anyio_loop_factory_option() -> None:
+    anyio = pytest.importorskip("anyio")
+    result = anyio.run(
+        _mixed_main, backend="asyncio",
+        backend_options={"loop_factory": trio_asyncio.new_event_loop},
+    )
+    assert result == ("SyncTrioEventLoop", 42)
