@@ -13,21 +13,18 @@ if TYPE_CHECKING:
     from ._base import BaseTrioEventLoop
 
 
-_RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
-
-
-async def _cancel_scope(scope: trio.CancelScope) -> None:
-    scope.cancel()
-
-
 def split_exception(
     exc: BaseException, etype: type[BaseException]
 ) -> tuple[BaseException | None, BaseException | None]:
-    """Split *exc* into the part matching *etype* and the rest, unwrapping 1-element groups."""
+    """Split *exc* into the part matching *etype* and the rest.
+
+    Groups keep their shape (a task whose nursery raised reports that nursery's group, as
+    trio-asyncio 0.16 does).
+    """
     if not isinstance(exc, BaseExceptionGroup):
         return (exc, None) if isinstance(exc, etype) else (None, exc)
     match, rest = exc.split(etype)
-    return _collapse(match), _collapse(rest)
+    return match, rest
 
 
 def _collapse(exc: BaseException | None) -> BaseException | None:
@@ -111,17 +108,11 @@ class TrioTaskHandle:
         if self._finished:
             return
         self._cancelled = True
-        if self._started and not self._in_loop_trio_run():
-            # Trio cancels a scope only from inside its run: a sync loop that is stopped
-            # (its run suspended) does it at its next run.
-            if not self._loop.is_closed():
-                self._loop.run_trio_task(_cancel_scope, self._scope)
-            return
-        self._scope.cancel()
-
-    def _in_loop_trio_run(self) -> bool:
-        runner = self._loop._trio_runner
-        return runner is not None and getattr(_RUN_CONTEXT, "runner", None) is runner
+        if self._started:
+            # Entered in the loop's Trio run: only that run may cancel it.
+            self._loop._cancel_trio_scope(self._scope)
+        else:
+            self._scope.cancel()
 
     def cancelled(self) -> bool:
         return self._cancelled
@@ -161,6 +152,7 @@ class TrioTaskHandle:
                         fut.set_exception(rest)
                     else:
                         fut._cancel_now(self._cancel_message)
+                cancelled = _collapse(cancelled)
                 if cancelled is not None:
                     raise cancelled from None
         finally:
