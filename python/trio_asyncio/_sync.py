@@ -24,7 +24,8 @@ import time
 import warnings
 import weakref
 from asyncio import events
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVarTuple, Unpack
 
 import outcome
 import trio
@@ -44,6 +45,7 @@ from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
 from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
 
+Ts = TypeVarTuple("Ts")
 _get_asyncgen_hooks = sys.get_asyncgen_hooks
 _set_asyncgen_hooks = sys.set_asyncgen_hooks
 
@@ -76,13 +78,13 @@ _CLOSE = "close"
 def _firstiter_hook(agen: Any) -> None:
     loop = events._get_running_loop()
     if isinstance(loop, asyncio.BaseEventLoop):
-        loop._asyncgen_firstiter_hook(agen)
+        loop._asyncgen_firstiter_hook(agen)  # type: ignore[attr-defined]
 
 
 def _finalizer_hook(agen: Any) -> None:
     loop = events._get_running_loop()
     if isinstance(loop, asyncio.BaseEventLoop):
-        loop._asyncgen_finalizer_hook(agen)
+        loop._asyncgen_finalizer_hook(agen)  # type: ignore[attr-defined]
 
 
 class _MonotonicClock(trio.abc.Clock):
@@ -243,7 +245,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         self._trio_token = None
         # Kept referenced on purpose: dropping it from a foreign thread could only leak it
         # with a warning at some later garbage collection.
-        _abandoned_fibers.append(fiber)
+        _abandoned_fibers.append(fiber)  # type: ignore[arg-type]
 
     def _start_fiber(self) -> None:
         fiber = Fiber(_TrioSide(self).fiber_main)
@@ -269,7 +271,9 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
     # handler added with add_signal_handler must be in effect on both sides until it is
     # removed, as with a stock loop; its removal gives the fiber side its own one back.
 
-    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+    ) -> None:
         fiber_side = self._caller_state is not None
         first = sig not in self._signal_handlers
         super().add_signal_handler(sig, callback, *args)
