@@ -184,19 +184,22 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
                 self._set_coroutine_origin_tracking(False)
             _set_asyncgen_hooks(*old_agen_hooks)
 
-    def create_task(self, coro: Any, *, name: Any = None, context: Any = None) -> Any:
+    def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Schedule a coroutine as a task (asyncio's ``create_task``).
 
         The task's context names this loop as :data:`current_loop` (unless it names one
         already), so ``current_loop.get()``, :func:`run_trio` and :func:`run_trio_task`
         find the loop in asyncio code, as they do under ``open_loop``.
         """
+        # (keywords passed through as they are: name=, context=, and whatever the running
+        # version's asyncio adds, such as eager_start= in typeshed's view of 3.13)
         if self._task_factory is None:  # type: ignore[attr-defined]
+            context = kwargs.get("context")
             if context is None:
-                context = contextvars.copy_context()
+                context = kwargs["context"] = contextvars.copy_context()
             if context.get(current_loop) is None:
                 context.run(current_loop.set, self)
-        return super().create_task(coro, name=name, context=context)
+        return super().create_task(coro, **kwargs)
 
     def _run_without_trio(self) -> bool:
         """Run callbacks, waiting in poll(2) on the core's poll fd when idle, until the
