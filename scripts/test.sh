@@ -20,7 +20,7 @@ for version in ${PYTHONS:-$SUPPORTED_PYTHONS}; do
     echo "== lint: mypy --strict ($version)"
     bash scripts/lint.sh "$version"
     echo "== cargo test ($version)"
-    PYO3_PYTHON="$PY" CARGO_TARGET_DIR="$(target_dir "$version")" \
+    PYO3_PYTHON="$PWD/$PY" CARGO_TARGET_DIR="$(target_dir "$version")" \
         cargo test --quiet --lib -- --test-threads=1
     echo "== pytest ($version)"
     "$PY" -m pytest -q "$@"
