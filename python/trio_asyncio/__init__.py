@@ -17,6 +17,8 @@ Importing the package installs the compatibility-mode policy (see ``_policy``).
 
 from __future__ import annotations
 
+from . import _install_check  # noqa: F401  (first: refuses to mix files with trio-asyncio)
+
 import sys as _sys
 
 if _sys.version_info[:2] not in ((3, 11),):
