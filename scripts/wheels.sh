@@ -28,12 +28,7 @@ export PATH="$PWD/$venv/bin:$PATH"
 # --- interpreters, from pyenv: the newest installed patch release of each minor ----------
 interpreters=()
 for minor in "${minors[@]}"; do
-    version=$(pyenv versions --bare | grep -E "^${minor//./\\.}\\.[0-9]+$" | sort -V | tail -n 1 || true)
-    if [ -z "$version" ]; then
-        echo "wheels.sh: no CPython $minor in pyenv (pyenv versions --bare)" >&2
-        exit 1
-    fi
-    interpreters+=("$(pyenv prefix "$version")/bin/python$minor")
+    interpreters+=("$(bash scripts/pyenv-python.sh "$minor")")
     echo "== CPython $minor: ${interpreters[-1]}"
 done
 
