@@ -7,9 +7,11 @@
 #
 #   scripts/wheel-smoke.sh
 #
-# Needs pyenv with the wheels' interpreters and network access to PyPI (runtime deps).
+# Needs the wheels' interpreters (pyenv; scripts/pythons.sh finds them) and network access
+# to PyPI (runtime dependencies, and trio-asyncio 0.16 for the conflict check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/pythons.sh
 repo=$PWD
 start=$SECONDS
 
@@ -25,7 +27,7 @@ declare -A python_for
 for wheel in "${wheels[@]}"; do
     cp=$(basename "$wheel" | cut -d- -f3)          # cp312
     minor="${cp:2:1}.${cp:3}"                      # 3.12
-    python_for[$wheel]=$(bash scripts/pyenv-python.sh "$minor")
+    python_for[$wheel]=$(find_python "$minor")
 done
 
 # PATH without the directories that hold cargo, rustc or rustup; anything that still tries

@@ -6,10 +6,12 @@
 #
 #   scripts/wheels.sh [3.11 3.12 3.13]
 #
-# Needs Rust (cargo) and pyenv with those interpreters; installs maturin, zig (the linker
-# that targets an old glibc from this machine) and auditwheel into .wheel-venv/ (git-ignored).
+# Needs Rust (cargo) and those interpreters (pyenv; scripts/pythons.sh finds them); installs
+# maturin, zig (the linker that targets an old glibc from this machine) and auditwheel into
+# .wheel-venv/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/pythons.sh
 start=$SECONDS
 
 # The oldest glibc the wheels run on: manylinux_2_17 is manylinux2014 (CentOS 7 and newer).
@@ -17,7 +19,8 @@ GLIBC_MAJOR=2
 GLIBC_MINOR=17
 TAG="manylinux_${GLIBC_MAJOR}_${GLIBC_MINOR}"
 minors=("$@")
-[ ${#minors[@]} -gt 0 ] || minors=(3.11 3.12 3.13)
+# shellcheck disable=SC2206  # a space-separated list
+[ ${#minors[@]} -gt 0 ] || minors=($SUPPORTED_PYTHONS)
 
 # --- tools ------------------------------------------------------------------------------
 venv=.wheel-venv
@@ -25,10 +28,10 @@ venv=.wheel-venv
 "$venv/bin/python" -m pip install -q 'maturin>=1.9,<2' 'ziglang>=0.13,<0.18' 'auditwheel>=6,<7'
 export PATH="$PWD/$venv/bin:$PATH"
 
-# --- interpreters, from pyenv: the newest installed patch release of each minor ----------
+# --- interpreters -----------------------------------------------------------------------
 interpreters=()
 for minor in "${minors[@]}"; do
-    interpreters+=("$(bash scripts/pyenv-python.sh "$minor")")
+    interpreters+=("$(find_python "$minor")")
     echo "== CPython $minor: ${interpreters[-1]}"
 done
 

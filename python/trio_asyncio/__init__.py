@@ -2,6 +2,7 @@
 
 General layout (lower layers never import higher ones):
 
+- ``_versions``: every difference between the supported CPython versions.
 - ``_engine`` (Rust): fibers, and the loop core (ready queue, timers, reactor).
 - ``_fiber``: the Python view of the fibers.
 - ``_context``, ``_util``, ``_handles``, ``_executor``, ``_deprecate``,
@@ -19,13 +20,9 @@ from __future__ import annotations
 
 from . import _install_check  # noqa: F401  (first: refuses to mix files with trio-asyncio)
 
-import sys as _sys
+from ._versions import check_interpreter as _check_interpreter
 
-if _sys.version_info[:2] not in ((3, 11),):
-    raise ImportError(
-        "trio_asyncio (trio-asyncio-rs) supports CPython 3.11; "
-        f"this is {_sys.version_info[0]}.{_sys.version_info[1]}"
-    )
+_check_interpreter()
 
 from ._engine import __version__ as __version__
 
