@@ -27,6 +27,7 @@ venv=.wheel-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q 'maturin>=1.9,<2' 'ziglang>=0.13,<0.18' 'auditwheel>=6,<7'
 export PATH="$PWD/$venv/bin:$PATH"
+tools_done=$SECONDS
 
 # --- interpreters -----------------------------------------------------------------------
 interpreters=()
@@ -91,5 +92,5 @@ for minor in "${minors[@]}"; do
 done
 echo "== dist/"
 ls -l dist/trio_asyncio_rs-*
-echo "== wheels.sh: build $((build_done - start)) s, total $((SECONDS - start)) s"
+echo "== wheels.sh: tools $((tools_done - start)) s, build $((build_done - tools_done)) s, checks $((SECONDS - build_done)) s, total $((SECONDS - start)) s"
 exit "$status"
