@@ -32,7 +32,7 @@ def check_installed_copy() -> None:
 
 async def aio_add(a: int, b: int) -> int:
     await asyncio.sleep(0)
-    fut = asyncio.get_running_loop().create_future()
+    fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().call_later(0.001, fut.set_result, a + b)
     return await fut
 
@@ -80,7 +80,8 @@ def async_loop() -> None:
             a = await trio_asyncio.aio_as_trio(aio_add)(2, 3)
 
             async def aio_side() -> int:
-                return await trio_asyncio.trio_as_aio(trio_double)(21)
+                doubled: int = await trio_asyncio.trio_as_aio(trio_double)(21)
+                return doubled
 
             b = await trio_asyncio.aio_as_trio(aio_side)()
             return a, b
