@@ -88,7 +88,17 @@ for minor in "${minors[@]}"; do
     if readelf -S "$so" | grep -qE '\.debug_(info|line)'; then
         echo "FAIL: $so has debug info" >&2; status=1; continue
     fi
-    echo "   auditwheel: $allowed (target $TAG), no debug info; wheel $(stat -c %s "$wheel") bytes, .so $(stat -c %s "$so") bytes"
+    # What a published distribution needs: its license (PEP 639) and the license texts.
+    meta=$(find "$scratch" -path '*.dist-info/METADATA')
+    for line in 'License-Expression: MIT OR Apache-2.0' 'License-File: LICENSE-MIT' \
+                'License-File: LICENSE-APACHE' 'Requires-Python: >=3.11, <3.14'; do
+        grep -qxF "$line" "$meta" || { echo "FAIL: $wheel METADATA lacks '$line'" >&2; status=1; }
+    done
+    for license in LICENSE-MIT LICENSE-APACHE; do
+        [ -s "$(dirname "$meta")/licenses/$license" ] \
+            || { echo "FAIL: $wheel lacks $license" >&2; status=1; }
+    done
+    echo "   auditwheel: $allowed (target $TAG), no debug info, licenses; wheel $(stat -c %s "$wheel") bytes, .so $(stat -c %s "$so") bytes"
 done
 echo "== dist/"
 ls -l dist/trio_asyncio_rs-*
