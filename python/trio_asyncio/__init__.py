@@ -23,6 +23,8 @@ variable ``TRIO_ASYNCIO_COMPAT_MODE`` is ``0``; ``uninstall_compat_mode()`` undo
 
 from __future__ import annotations
 
+from . import _install_check  # noqa: F401  (first: refuses to mix files with trio-asyncio)
+
 from ._versions import check_interpreter as _check_interpreter
 
 _check_interpreter()
