@@ -411,8 +411,13 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # ------------------------------------------------------------------
 
     def set_default_executor(self, executor: concurrent.futures.Executor) -> None:
-        if not isinstance(executor, concurrent.futures.Executor):
-            raise TypeError("executor must be an instance of concurrent.futures.Executor")
+        """Use *executor* for ``run_in_executor(None, ...)``.
+
+        :raises TypeError: unless *executor* is a :class:`~concurrent.futures.ThreadPoolExecutor`
+            (a :class:`TrioExecutor` is one), as stock asyncio requires.
+        """
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor
 
     def run_in_executor(
