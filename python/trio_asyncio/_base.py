@@ -594,7 +594,14 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             raise RuntimeError("Cannot close a running event loop")
         if self.is_closed():
             return
-        self._close_trio_side()
+        try:
+            self._close_trio_side()
+        finally:
+            # Even if ending the Trio side was interrupted (Ctrl-C in its teardown): the
+            # loop is closed, nothing leaks, and the interrupt propagates.
+            self._close_core_side()
+
+    def _close_core_side(self) -> None:
         if self._debug:
             base_events.logger.debug("Close %r", self)
         if not sys.is_finalizing():

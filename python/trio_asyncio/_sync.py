@@ -333,6 +333,7 @@ class _TrioSide:
                     if loop is None:
                         break
                     await self.run_once(loop)
+                    self.take_pending_interrupt(loop)
                     del loop
                     request = suspend(None)
             finally:
@@ -343,6 +344,25 @@ class _TrioSide:
                     loop._trio_token = None
                     del loop
                 nursery.cancel_scope.cancel()
+
+    @staticmethod
+    def take_pending_interrupt(loop: SyncTrioEventLoop) -> None:
+        """Deliver a Ctrl-C that Trio has not handed to this task yet with this run.
+
+        Trio delivers a SIGINT that arrives while its own code runs to the main task at that
+        task's next checkpoint. The run is about to be frozen until the next ``run_*`` (or
+        ``close()``), so the interrupt would come out of that later call: end this one with
+        it instead, as a SIGINT during a stock loop's run ends that run.
+        """
+        runner = _GLOBAL_RUN_CONTEXT.runner
+        if not runner.ki_pending:
+            return
+        runner.ki_pending = False
+        interrupt = KeyboardInterrupt()
+        previous = loop._run_outcome
+        if isinstance(previous, outcome.Error):
+            interrupt.__context__ = previous.error
+        loop._run_outcome = outcome.Error(interrupt)
 
     @staticmethod
     async def run_once(loop: SyncTrioEventLoop) -> None:
