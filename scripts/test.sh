@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Run the whole test suite from a fresh clone: build the extension into .venv, then run
-# the Rust unit tests, the Python tests, the whole suite again under `python -X dev`, and
-# CPython's test.test_asyncio in both conformance modes (see design/conformance.md).
+# Run the whole test suite from a fresh clone, on every supported CPython (3.11, 3.12, 3.13):
+# for each one, build the extension into its venv, then run the Rust unit tests, the Python
+# tests, the whole suite again under `python -X dev`, and that interpreter's own
+# test.test_asyncio in both conformance modes (see design/conformance.md).
+#
+#   scripts/test.sh                  every supported version
+#   PYTHONS="3.12" scripts/test.sh   only the versions listed (extra args go to pytest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-PY=.venv/bin/python
-echo "== cargo test"
-cargo test --quiet --lib -- --test-threads=1
-echo "== pytest"
-"$PY" -m pytest -q "$@"
-echo "== pytest under -X dev (asyncio debug mode, debug allocator, all warnings)"
-"$PY" -X dev -m pytest -q tests/
-echo "== conformance: compatibility mode"
-CONF_NO_SETUP=1 bash scripts/conformance.sh compat
-echo "== conformance: loop-under-test mode"
-CONF_NO_SETUP=1 bash scripts/conformance.sh loop-under-test
+. scripts/pythons.sh
+for version in ${PYTHONS:-$SUPPORTED_PYTHONS}; do
+    echo "======== CPython $version"
+    bash scripts/setup.sh "$version"
+    venv="$(venv_dir "$version")"
+    PY="$venv/bin/python"
+    "$PY" --version
+    echo "== cargo test ($version)"
+    PYO3_PYTHON="$PY" CARGO_TARGET_DIR="$(target_dir "$version")" \
+        cargo test --quiet --lib -- --test-threads=1
+    echo "== pytest ($version)"
+    "$PY" -m pytest -q "$@"
+    echo "== pytest under -X dev ($version; asyncio debug mode, debug allocator, all warnings)"
+    "$PY" -X dev -m pytest -q tests/
+    echo "== conformance: compatibility mode ($version)"
+    bash scripts/conformance.sh compat --python "$PY"
+    echo "== conformance: loop-under-test mode ($version)"
+    bash scripts/conformance.sh loop-under-test --python "$PY"
+done

@@ -2,6 +2,7 @@
 
 General layout (lower layers never import higher ones):
 
+- ``_versions``: every difference between the supported CPython versions.
 - ``_engine`` (Rust): fibers, and the loop core (ready queue, timers, reactor).
 - ``_fiber``: the Python view of the fibers.
 - ``_context``, ``_util``, ``_handles``, ``_executor``, ``_deprecate``,
@@ -17,13 +18,9 @@ Importing the package installs the compatibility-mode policy (see ``_policy``).
 
 from __future__ import annotations
 
-import sys as _sys
+from ._versions import check_interpreter as _check_interpreter
 
-if _sys.version_info[:2] not in ((3, 11),):
-    raise ImportError(
-        "trio_asyncio (trio-asyncio-rs) supports CPython 3.11; "
-        f"this is {_sys.version_info[0]}.{_sys.version_info[1]}"
-    )
+_check_interpreter()
 
 from ._engine import __version__ as __version__
 

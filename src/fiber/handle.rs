@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTypeInfo;
 
 use super::stack::{self, DEFAULT_STACK_SIZE};
-use super::state::{self, SavedState};
+use super::state::{self, SavedState, StartDepth};
 use super::stats;
 use super::switch::{self, Co, Entry, Outcome, Resume, Shared};
 use crate::errors::FiberError;
@@ -18,6 +18,11 @@ use crate::py::errors::FiberExit;
 /// C stack budgeted per unit of Python recursion depth. Measured on 3.11 (release, x86-64):
 /// `list(map(f, ...))` recursion uses ~1.06 KiB per unit, `sorted(key=f)` ~1.75 KiB.
 pub(crate) const BYTES_PER_LEVEL: usize = 2048;
+/// C stack budgeted per unit of C recursion depth (3.12+, where Python-to-Python calls no
+/// longer use the C stack and `c_recursion_remaining` counts the C-mediated levels). CPython
+/// sizes `Py_C_RECURSION_LIMIT` for the main thread's 8 MiB stack; measured per version in
+/// design/fibers.md.
+pub(crate) const BYTES_PER_C_LEVEL: usize = 1024;
 /// C stack kept free below the recursion budget for the fiber's bottom frames, the
 /// RecursionError path (3.11 allows 50 units of headroom) and C code that does not count.
 pub(crate) const RESERVE: usize = 128 * 1024;
@@ -57,25 +62,40 @@ impl Owner {
     }
 }
 
-/// Choose the stack size and the starting recursion depth of a fiber.
+/// Choose the stack size and the starting recursion depths of a fiber.
 ///
-/// The stack must hold `limit - depth` recursion levels of C-mediated recursion, so either
-/// the stack grows with the recursion limit (default size) or, for an explicit small size,
-/// the fiber starts deeper so that RecursionError comes before the guard page.
-pub(crate) fn stack_plan(requested: Option<usize>, limit: i32) -> (usize, i32) {
-    let limit = usize::try_from(limit.max(1)).unwrap_or(1);
+/// The stack must hold every recursion level the interpreter will allow before it raises
+/// RecursionError, so either the stack grows with the budget (default size) or, for an
+/// explicit small size, the fiber starts deeper so that RecursionError comes before the
+/// guard page. On 3.11 (`c_limit` is `None`) the budget is the Python recursion limit,
+/// which counts C-mediated recursion too. From 3.12 the C stack is guarded by the fixed
+/// C-recursion budget alone, and Python recursion starts at 0 as on a new thread.
+pub(crate) fn stack_plan(
+    requested: Option<usize>,
+    limit: i32,
+    c_limit: Option<i32>,
+) -> (usize, StartDepth) {
+    let (levels, per_level) = match c_limit {
+        None => (limit, BYTES_PER_LEVEL),
+        Some(c) => (c, BYTES_PER_C_LEVEL),
+    };
+    let levels = usize::try_from(levels.max(1)).unwrap_or(1);
     let size = requested.unwrap_or_else(|| {
-        // Keep the advertised 2 MiB for the default limit (the fiber then starts a few dozen
-        // levels deep); grow the reservation only for raised limits.
-        if limit <= 1000 {
+        // Keep the advertised 2 MiB for the default 3.11 limit (the fiber then starts a few
+        // dozen levels deep); grow the reservation for larger budgets.
+        if c_limit.is_none() && levels <= 1000 {
             DEFAULT_STACK_SIZE
         } else {
-            DEFAULT_STACK_SIZE.max(limit * BYTES_PER_LEVEL + RESERVE)
+            DEFAULT_STACK_SIZE.max(levels * per_level + RESERVE)
         }
     });
-    let budget = size.saturating_sub(RESERVE) / BYTES_PER_LEVEL;
-    let depth = limit.saturating_sub(budget);
-    (size, i32::try_from(depth).unwrap_or(i32::MAX))
+    let budget = size.saturating_sub(RESERVE) / per_level;
+    let depth = i32::try_from(levels.saturating_sub(budget)).unwrap_or(i32::MAX);
+    let start = match c_limit {
+        None => StartDepth { py: depth, c: 0 },
+        Some(_) => StartDepth { py: 0, c: depth },
+    };
+    (size, start)
 }
 
 /// A stackful coroutine running Python code on its own C stack.
@@ -125,7 +145,7 @@ impl Fiber {
             entry: RefCell::new(Some(Entry { func, args, kwargs })),
             stack_size: stack_size.map(|s| s.max(stack::MIN_STACK_SIZE)),
             co: UnsafeCell::new(None),
-            shared: Box::new(Shared::new(SavedState::blank(0))),
+            shared: Box::new(Shared::new(SavedState::blank(StartDepth { py: 0, c: 0 }))),
         })
     }
 
@@ -205,7 +225,7 @@ impl Fiber {
         };
         // SAFETY: GIL held; reads the interpreter's recursion limit.
         let limit = unsafe { pyo3::ffi::Py_GetRecursionLimit() };
-        let (size, depth) = stack_plan(self.stack_size, limit);
+        let (size, depth) = stack_plan(self.stack_size, limit, state::c_recursion_limit());
         let stack = match stack::acquire(size) {
             Ok(s) => s,
             Err(source) => {
@@ -414,22 +434,35 @@ mod tests {
 
     #[test]
     fn default_stack_grows_with_recursion_limit() {
-        let (size, depth) = stack_plan(None, 1000);
+        let (size, depth) = stack_plan(None, 1000, None);
         assert_eq!(size, DEFAULT_STACK_SIZE);
         let budget = (DEFAULT_STACK_SIZE - RESERVE) / BYTES_PER_LEVEL;
-        assert_eq!(depth, 1000 - budget as i32);
-        assert!((0..100).contains(&depth));
-        let (size, depth) = stack_plan(None, 10_000);
+        assert_eq!(depth.py, 1000 - budget as i32);
+        assert!((0..100).contains(&depth.py));
+        let (size, depth) = stack_plan(None, 10_000, None);
         assert!(size >= 10_000 * BYTES_PER_LEVEL + RESERVE);
-        assert_eq!(depth, 0);
+        assert_eq!(depth.py, 0);
     }
 
     #[test]
     fn small_explicit_stack_starts_deeper() {
-        let (size, depth) = stack_plan(Some(RESERVE + 100 * BYTES_PER_LEVEL), 1000);
+        let (size, depth) = stack_plan(Some(RESERVE + 100 * BYTES_PER_LEVEL), 1000, None);
         assert_eq!(size, RESERVE + 100 * BYTES_PER_LEVEL);
-        assert_eq!(depth, 900);
-        let (_, depth) = stack_plan(Some(RESERVE), 1000);
-        assert_eq!(depth, 1000);
+        assert_eq!(depth.py, 900);
+        let (_, depth) = stack_plan(Some(RESERVE), 1000, None);
+        assert_eq!(depth.py, 1000);
+    }
+
+    #[test]
+    fn c_budget_plans_the_stack_from_3_12() {
+        // The default stack holds the whole C budget; Python recursion starts at 0.
+        let (size, depth) = stack_plan(None, 1000, Some(10_000));
+        assert!(size >= 10_000 * BYTES_PER_C_LEVEL + RESERVE);
+        assert_eq!(depth, StartDepth { py: 0, c: 0 });
+        // A raised Python limit changes nothing: it no longer guards the C stack.
+        assert_eq!(stack_plan(None, 100_000, Some(10_000)).0, size);
+        // An explicit small stack starts deeper in C recursion only.
+        let (_, depth) = stack_plan(Some(RESERVE + 100 * BYTES_PER_C_LEVEL), 1000, Some(1500));
+        assert_eq!(depth, StartDepth { py: 0, c: 1400 });
     }
 }

@@ -9,7 +9,8 @@
 //! |---|---|
 //! | `fs_state_size()` | `sizeof(fs_state)`; must fit [`FS_STATE_CAPACITY`] |
 //! | `fs_built_version()` | `PY_VERSION_HEX` the shim was compiled against |
-//! | `fs_state_init(s, depth)` | empty state of a never-run fiber at recursion depth `depth` |
+//! | `fs_c_recursion_limit()` | the fixed C-recursion budget (`Py_C_RECURSION_LIMIT`), 0 on 3.11 |
+//! | `fs_state_init(s, py, c)` | empty state of a never-run fiber at recursion depths `py` / `c` |
 //! | `fs_state_set_context(s, ctx)` | give the state a contextvars context (steals) |
 //! | `fs_save(s) -> carry` | move the thread state's per-context fields into `s` |
 //! | `fs_restore(s, carry)` | move `s` into the thread state |
@@ -22,9 +23,11 @@
 //! | `fs_free_chunk(c)` | free a detached chunk |
 //! | `fs_is_finalizing()` | interpreter finalization has started |
 //!
-//! The fields moved by save/restore on 3.11: `cframe` (with its `current_frame`), recursion
-//! depth, `trash_delete_nesting`, `datastack_{chunk,top,limit}`, `exc_info` + `exc_state`,
-//! `context` (+ `context_ver++`). The 3.11 per-C-frame tracing flag is the "carry" value.
+//! The fields moved by save/restore (per version in `design/fibers.md`): the top of the
+//! frame chain (`cframe` on 3.11/3.12, `current_frame` on 3.13), recursion depths (Python;
+//! C as well from 3.12), the trashcan state, `datastack_{chunk,top,limit}`, `exc_info` +
+//! `exc_state`, `context` (+ `context_ver++`). The 3.11 per-C-frame tracing flag is the
+//! "carry" value (always 0 later).
 //! Deliberately *not* moved (shared by all fibers of a thread): tracing/profiling functions,
 //! `dict` (threading.local), async-gen hooks, the error indicator.
 //!
@@ -38,7 +41,7 @@ use std::ptr::NonNull;
 
 use pyo3::ffi::{PyObject, PyThreadState};
 
-/// Bytes reserved for one saved state (the 3.11 shim needs 80).
+/// Bytes reserved for one saved state (the 3.11 shim needs 80, 3.12 96, 3.13 112).
 pub(crate) const FS_STATE_CAPACITY: usize = 128;
 
 /// Opaque, inline storage for the shim's `fs_state`.
@@ -52,7 +55,8 @@ mod ffi {
     extern "C" {
         pub(super) fn fs_state_size() -> usize;
         pub(super) fn fs_built_version() -> c_ulong;
-        pub(super) fn fs_state_init(s: *mut SavedState, initial_depth: c_int);
+        pub(super) fn fs_c_recursion_limit() -> c_int;
+        pub(super) fn fs_state_init(s: *mut SavedState, py_depth: c_int, c_depth: c_int);
         pub(super) fn fs_state_set_context(s: *mut SavedState, ctx: *mut PyObject);
         pub(super) fn fs_save(ts: *mut PyThreadState, s: *mut SavedState) -> c_int;
         pub(super) fn fs_restore(ts: *mut PyThreadState, s: *mut SavedState, carry: c_int);
@@ -91,6 +95,23 @@ pub(crate) unsafe fn is_finalizing() -> bool {
     unsafe { ffi::fs_is_finalizing() != 0 }
 }
 
+/// The interpreter's fixed C-recursion budget, or `None` where the Python recursion limit
+/// also guards the C stack (3.11).
+pub(crate) fn c_recursion_limit() -> Option<i32> {
+    // SAFETY: returns a compile-time constant; touches no interpreter state.
+    let limit = unsafe { ffi::fs_c_recursion_limit() };
+    (limit > 0).then_some(limit)
+}
+
+/// Recursion depths a new fiber starts at (see `handle::stack_plan`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StartDepth {
+    /// Python recursion depth (`recursion_limit - remaining`).
+    pub(crate) py: i32,
+    /// C recursion depth (`Py_C_RECURSION_LIMIT - c_recursion_remaining`); unused on 3.11.
+    pub(crate) c: i32,
+}
+
 /// Check that the shim's state fits [`SavedState`] (called once at module init).
 pub(crate) fn layout_ok() -> bool {
     // SAFETY: returns a compile-time constant; touches no interpreter state.
@@ -98,9 +119,9 @@ pub(crate) fn layout_ok() -> bool {
 }
 
 impl SavedState {
-    /// State of a fiber that has never run, starting at Python recursion depth `depth`, with
+    /// State of a fiber that has never run, starting at recursion depths `depth`, with
     /// a recycled data-stack chunk when this thread has one.
-    pub(crate) fn new_fiber(depth: i32) -> Self {
+    pub(crate) fn new_fiber(depth: StartDepth) -> Self {
         let mut s = Self::blank(depth);
         if let Some(chunk) = CHUNKS.try_with(|c| c.borrow_mut().0.pop()).ok().flatten() {
             // SAFETY: `s` is a never-run state; `chunk` came from `fs_state_take_chunk` and is
@@ -111,13 +132,13 @@ impl SavedState {
     }
 
     /// A valid state that owns nothing (placeholder until a fiber starts).
-    pub(crate) fn blank(depth: i32) -> Self {
+    pub(crate) fn blank(depth: StartDepth) -> Self {
         let mut s = SavedState {
             bytes: [MaybeUninit::uninit(); FS_STATE_CAPACITY],
         };
         // SAFETY: `s` is properly aligned storage of at least fs_state_size() bytes
         // (checked by `layout_ok` at module init); init writes every field and reads none.
-        unsafe { ffi::fs_state_init(&mut s, depth) };
+        unsafe { ffi::fs_state_init(&mut s, depth.py, depth.c) };
         s
     }
 

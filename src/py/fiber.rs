@@ -134,7 +134,7 @@ pub(crate) fn check_runtime(py: Python<'_>) -> PyResult<()> {
     let running: u64 = py.import("sys")?.getattr("hexversion")?.extract::<u64>()? >> 16;
     if built != running || !fiber::layout_ok() {
         return Err(pyo3::exceptions::PyImportError::new_err(format!(
-            "trio_asyncio._engine was built for CPython {}.{} but this is {}.{}; supported: 3.11",
+            "trio_asyncio._engine was built for CPython {}.{} but this is {}.{}; rebuild or reinstall trio-asyncio-rs for this interpreter",
             built >> 8,
             built & 0xff,
             running >> 8,
