@@ -955,6 +955,39 @@ impl LoopCore {
         drop(leftovers);
     }
 
+    /// In a child process after `fork()`: give the core kernel objects of its own. The
+    /// poller and the wake fd are shared with the parent (an epoll instance is one kernel
+    /// object whichever process holds it), so every registration change the child made
+    /// through them would change the parent's loop. A new poller gets the same fd
+    /// registrations; the inherited fds are only closed, never deregistered.
+    fn _renew_after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.waker.renew().map_err(SchedulerError::from)?;
+        let mut fresh = Reactor::new(self.waker.raw_fd()).map_err(SchedulerError::from)?;
+        let regs: Vec<(i32, Option<Py<Handle>>, Option<Py<Handle>>)> =
+            self.state.with(py, |s| match s.reactor.as_ref() {
+                Some(r) => r
+                    .iter()
+                    .map(|(fd, rd, wr)| (fd, rd.map(|h| h.clone_ref(py)), wr.map(|h| h.clone_ref(py))))
+                    .collect(),
+                None => Vec::new(),
+            });
+        for (fd, rd, wr) in regs {
+            for (dir, h) in [(Direction::Read, rd), (Direction::Write, wr)] {
+                if let Some(h) = h {
+                    // An fd the kernel refuses now (closed since) is dropped, as a closed fd's
+                    // registration is by the kernel.
+                    let _ = fresh.add(fd, dir, h);
+                }
+            }
+        }
+        let old = self.state.with(py, |s| s.reactor.replace(fresh));
+        drop(old); // closes the child's copy of the old poller fd only
+        Ok(())
+    }
+
     fn _core_closed(&self) -> bool {
         self.is_closed()
     }
