@@ -13,6 +13,7 @@ import trio
 
 import trio_asyncio
 from trio_asyncio._sync import SyncTrioEventLoop
+from trio_asyncio._versions import PY312
 
 
 def test_new_event_loop_is_ours() -> None:
@@ -167,3 +168,21 @@ def test_ipython_autoawait_cells_run_on_our_loop() -> None:
     assert "CELL2 1 SyncTrioEventLoop" in out, out + result.stderr
     assert "CELL4 5 2" in out, out + result.stderr
     assert "CELL5 SyncTrioEventLoop" in out, out + result.stderr
+
+
+@pytest.mark.skipif(not PY312, reason="the implicit-loop DeprecationWarning is 3.12+")
+@pytest.mark.parametrize("user_policy", [False, True])
+def test_no_current_loop_warning_names_the_callers_line(user_policy: bool) -> None:
+    # asyncio attributes the warning to the first frame outside asyncio: our stand-ins for
+    # asyncio's functions must not be that frame.
+    code = (
+        "import asyncio, warnings, trio_asyncio\n"
+        + ("asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())\n" if user_policy else "")
+        + "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    loop = asyncio.get_event_loop()\n"
+        "loop.close()\n"
+        "print(sorted({(x.category.__name__, x.filename) for x in w}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[('DeprecationWarning', '<string>')]"

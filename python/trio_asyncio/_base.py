@@ -161,6 +161,9 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._selector = _ReactorSelector(self)
         self._transports = weakref.WeakValueDictionary()
         self._signal_handlers: dict[int, asyncio.Handle] = {}
+        # What _UnixSelectorEventLoop.__init__ would set: from 3.13 its unix servers record
+        # their socket's inode here so close() can unlink the path (unused before 3.13).
+        self._unix_server_sockets: dict[Any, int] = {}
         self._ssock = self._csock = None
         # asyncio counts its self-pipe here; the Rust core's waker plays that part.
         self._internal_fds = 1

@@ -8,55 +8,66 @@ installs one explicitly; it waits for each child the same way, one pidfd per chi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+from ._versions import PY312
 
-class TrioChildWatcher(asyncio.AbstractChildWatcher):
-    """Watch children through pidfds registered with the attached loop (Linux)."""
 
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pidfds: dict[int, int] = {}
+# From 3.12 asyncio deprecates its child watchers and warns when one is subclassed. Whoever
+# reaches this module already got trio_asyncio's own deprecation warning for
+# TrioChildWatcher, so asyncio's is not repeated at class creation.
+with warnings.catch_warnings() if PY312 else contextlib.nullcontext():
+    if PY312:
+        warnings.filterwarnings("ignore", ".*AbstractChildWatcher", DeprecationWarning)
 
-    def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self._loop = loop
+    class TrioChildWatcher(asyncio.AbstractChildWatcher):
+        """Watch children through pidfds registered with the attached loop (Linux)."""
 
-    def is_active(self) -> bool:
-        return self._loop is not None and not self._loop.is_closed()
+        def __init__(self) -> None:
+            self._loop: asyncio.AbstractEventLoop | None = None
+            self._pidfds: dict[int, int] = {}
 
-    def add_child_handler(self, pid: int, callback: Callable[..., object], *args: Any) -> None:
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("TrioChildWatcher is not attached to a loop")
-        pidfd = os.pidfd_open(pid)
-        self._pidfds[pid] = pidfd
+        def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+            self._loop = loop
 
-        def exited() -> None:
-            self.remove_child_handler(pid)
-            from ._base import _reap
+        def is_active(self) -> bool:
+            return self._loop is not None and not self._loop.is_closed()
 
-            callback(pid, _reap(pid), *args)
+        def add_child_handler(self, pid: int, callback: Callable[..., object], *args: Any) -> None:
+            loop = self._loop
+            if loop is None:
+                raise RuntimeError("TrioChildWatcher is not attached to a loop")
+            pidfd = os.pidfd_open(pid)
+            self._pidfds[pid] = pidfd
 
-        loop.add_reader(pidfd, exited)
+            def exited() -> None:
+                self.remove_child_handler(pid)
+                from ._base import _reap
 
-    def remove_child_handler(self, pid: int) -> bool:
-        pidfd = self._pidfds.pop(pid, None)
-        if pidfd is None:
-            return False
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(pidfd)
-        os.close(pidfd)
-        return True
+                callback(pid, _reap(pid), *args)
 
-    def close(self) -> None:
-        for pid in list(self._pidfds):
-            self.remove_child_handler(pid)
-        self._loop = None
+            loop.add_reader(pidfd, exited)
 
-    def __enter__(self) -> TrioChildWatcher:
-        return self
+        def remove_child_handler(self, pid: int) -> bool:
+            pidfd = self._pidfds.pop(pid, None)
+            if pidfd is None:
+                return False
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+            return True
 
-    def __exit__(self, *exc: object) -> None:
-        pass
+        def close(self) -> None:
+            for pid in list(self._pidfds):
+                self.remove_child_handler(pid)
+            self._loop = None
+
+        def __enter__(self) -> TrioChildWatcher:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass

@@ -174,3 +174,13 @@ def install() -> None:
         setattr(events, name, fn)
         if hasattr(asyncio, name):
             setattr(asyncio, name, fn)
+
+
+# The functions above stand in for asyncio's own. From 3.12 asyncio's policy attributes its
+# "There is no current event loop" DeprecationWarning to the first caller frame whose module
+# name is not ``asyncio`` or ``asyncio.*``; without this, that frame would be ours instead of
+# the user's line. Rebinding the module's ``__name__`` after every definition changes only
+# what such frame walks read (``f_globals['__name__']``): classes and functions keep
+# ``__module__ == "trio_asyncio._policy"`` and the module stays in ``sys.modules`` under its
+# real name.
+__name__ = "asyncio.trio_asyncio._policy"  # noqa: A001

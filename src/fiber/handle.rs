@@ -19,10 +19,11 @@ use crate::py::errors::FiberExit;
 /// `list(map(f, ...))` recursion uses ~1.06 KiB per unit, `sorted(key=f)` ~1.75 KiB.
 pub(crate) const BYTES_PER_LEVEL: usize = 2048;
 /// C stack budgeted per unit of C recursion depth (3.12+, where Python-to-Python calls no
-/// longer use the C stack and `c_recursion_remaining` counts the C-mediated levels). CPython
-/// sizes `Py_C_RECURSION_LIMIT` for the main thread's 8 MiB stack; measured per version in
-/// design/fibers.md.
-pub(crate) const BYTES_PER_C_LEVEL: usize = 1024;
+/// longer use the C stack and `c_recursion_remaining` counts the C-mediated levels).
+/// Measured (release, x86-64; design/fibers.md): `sorted(key=f)` recursion needs ~1.63 KiB
+/// per level on 3.12 and ~1.26 KiB on 3.13, more than CPython's own main thread provides
+/// (3.13's 10,000 levels would need 12.6 MiB), so fibers reserve the whole budget.
+pub(crate) const BYTES_PER_C_LEVEL: usize = 2048;
 /// C stack kept free below the recursion budget for the fiber's bottom frames, the
 /// RecursionError path (3.11 allows 50 units of headroom) and C code that does not count.
 pub(crate) const RESERVE: usize = 128 * 1024;

@@ -41,7 +41,7 @@ use std::ptr::NonNull;
 
 use pyo3::ffi::{PyObject, PyThreadState};
 
-/// Bytes reserved for one saved state (the 3.11 shim needs 80, 3.12 96, 3.13 112).
+/// Bytes reserved for one saved state (x86-64: the 3.11 shim needs 72, 3.12 88, 3.13 96).
 pub(crate) const FS_STATE_CAPACITY: usize = 128;
 
 /// Opaque, inline storage for the shim's `fs_state`.

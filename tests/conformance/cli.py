@@ -45,7 +45,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                    help="per module and side: after this many timeouts in a row (or 4x as many "
                         "in all) the rest is recorded as timeout without running")
     p.add_argument("--update", action="store_true", help="rewrite the expectations files")
-    p.add_argument("--expectations-dir", type=Path, default=EXPECTATIONS)
+    p.add_argument("--expectations-dir", type=Path, default=None,
+                   help="default: expectations/py<X.Y> of the interpreter under test")
     p.add_argument("--out", type=Path, default=None,
                    help="results and logs (default: .conf-results/<mode>)")
     return p.parse_args(argv)
@@ -93,8 +94,17 @@ def _preflight(side: scheduler.Side) -> str | None:
     return None
 
 
+def _python_version(python: str) -> str:
+    """``X.Y`` of an interpreter (each CPython's own suite has its own expectations)."""
+    out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip()
+
+
 def _files(args: argparse.Namespace) -> dict[str, Path]:
     d = args.expectations_dir
+    if d is None:
+        d = EXPECTATIONS / f"py{_python_version(_interpreter(args.python))}"
     return {"ours": d / f"{args.mode}.txt", "stock": d / f"{args.mode}-stock.txt"}
 
 
