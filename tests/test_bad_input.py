@@ -146,6 +146,7 @@ CASES: dict[str, Case] = {
 STOCK_BREAKS_ITS_LOOP: dict[str, tuple[tuple[int, int], Outcome]] = {
     # 3.13's selector turns the NaN timeout into ValueError out of run_forever.
     "call_later(nan, f)": ((3, 13), ("ok", "ran")),
+    "wait_for(..., nan)": ((3, 13), ("TimeoutError", "")),
 }
 
 

@@ -94,13 +94,8 @@ fn budget(limit: i32, c_limit: Option<i32>) -> (usize, usize) {
 /// The smallest stack on which the whole recursion budget fits, with the frame credit.
 pub(crate) fn needed_size(limit: i32, c_limit: Option<i32>) -> usize {
     let (levels, per_level) = budget(limit, c_limit);
-    let credit = if c_limit.is_none() {
-        FRAME_CREDIT as usize
-    } else {
-        0
-    };
     levels
-        .saturating_add(credit)
+        .saturating_add(FRAME_CREDIT as usize)
         .saturating_mul(per_level)
         .saturating_add(RESERVE)
 }
@@ -124,10 +119,11 @@ pub(crate) fn start_depth(size: usize, limit: i32, c_limit: Option<i32>) -> Star
             py: clamp(short(levels), -FRAME_CREDIT),
             c: 0,
         },
-        // Python recursion no longer uses the C stack: only the C budget must fit.
+        // Python recursion no longer uses the C stack: only the C budget (with the same
+        // credit for the host's frames, which count as C levels too) must fit.
         Some(_) => StartDepth {
             py: -FRAME_CREDIT,
-            c: clamp(short(levels), 0),
+            c: clamp(short(levels), -FRAME_CREDIT),
         },
     }
 }
@@ -515,14 +511,14 @@ mod tests {
 
     #[test]
     fn c_budget_plans_the_stack_from_3_12() {
-        // The default stack holds the whole C budget; Python recursion starts at 0.
+        // The default stack holds the whole C budget and the host's frames' credit.
         let (size, depth) = stack_plan(None, 1000, Some(10_000));
         assert!(size >= 10_000 * BYTES_PER_C_LEVEL + RESERVE);
         assert_eq!(
             depth,
             StartDepth {
                 py: -FRAME_CREDIT,
-                c: 0
+                c: -FRAME_CREDIT
             }
         );
         // A raised Python limit changes nothing: it no longer guards the C stack.
