@@ -966,8 +966,8 @@ impl LoopCore {
         }
         self.waker.renew().map_err(SchedulerError::from)?;
         let mut fresh = Reactor::new(self.waker.raw_fd()).map_err(SchedulerError::from)?;
-        let regs: Vec<(i32, Option<Py<Handle>>, Option<Py<Handle>>)> =
-            self.state.with(py, |s| match s.reactor.as_ref() {
+        type Regs = Vec<(i32, Option<Py<Handle>>, Option<Py<Handle>>)>;
+        let regs: Regs = self.state.with(py, |s| match s.reactor.as_ref() {
                 Some(r) => r
                     .iter()
                     .map(|(fd, rd, wr)| (fd, rd.map(|h| h.clone_ref(py)), wr.map(|h| h.clone_ref(py))))
