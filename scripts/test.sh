@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite from a fresh clone, on every supported CPython (3.11, 3.12, 3.13):
 # for each one, build the extension into its venv, then run the Rust unit tests, the Python
-# tests, the whole suite again under `python -X dev`, and that interpreter's own
-# test.test_asyncio in both conformance modes (see design/conformance.md).
+# tests, the whole suite again under `python -X dev`, that interpreter's own
+# test.test_asyncio in both conformance modes, and trio-asyncio 0.16.0's own test suite
+# (downloaded from PyPI at test time) against our package (see design/conformance.md).
 #
 #   scripts/test.sh                  every supported version
 #   PYTHONS="3.12" scripts/test.sh   only the versions listed (extra args go to pytest)
@@ -26,4 +27,6 @@ for version in ${PYTHONS:-$SUPPORTED_PYTHONS}; do
     bash scripts/conformance.sh compat --python "$PY"
     echo "== conformance: loop-under-test mode ($version)"
     bash scripts/conformance.sh loop-under-test --python "$PY"
+    echo "== conformance: trio-asyncio 0.16.0's own suite ($version)"
+    CONF_NO_SETUP=1 bash scripts/conformance-016.sh --python "$PY"
 done

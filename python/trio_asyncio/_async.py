@@ -69,7 +69,7 @@ class TrioEventLoop(BaseTrioEventLoop):
         :return: the event that is set once the loop has stopped.
         """
         if waiter is None:
-            waiter = self._stop_waiter or trio.Event()
+            waiter = self._stop_waiter if self._stop_waiter is not None else trio.Event()
         elif waiter.is_set():
             waiter = trio.Event()
         if not self._running:

@@ -50,6 +50,11 @@ _IDLE = 0
 _STOP = 1
 _YIELD = 2
 
+#: Longest single wait for I/O or a timer, in seconds (asyncio's MAXIMUM_SELECT_TIMEOUT):
+#: a timer further away (``asyncio.sleep(math.inf)``, a far ``call_at``) is waited for in
+#: several steps instead of overflowing a system call's timeout.
+MAXIMUM_WAIT = 24 * 3600.0
+
 #: Longest stretch of asyncio callbacks run back to back before the driver task yields to
 #: Trio, in seconds (keeps Trio tasks and cancellation from starving).
 DRIVER_BUDGET = 0.005
@@ -61,6 +66,15 @@ _set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 def _in_trio_run_of(runner: object) -> bool:
     return runner is not None and getattr(_GLOBAL_RUN_CONTEXT, "runner", None) is runner
+
+
+def wait_seconds(deadline: float, now: float) -> float:
+    """How long to wait for a loop-time *deadline*: within ``[0, MAXIMUM_WAIT]``; a NaN
+    deadline (which never fires) waits the maximum."""
+    delay = deadline - now
+    if delay != delay:  # NaN
+        return MAXIMUM_WAIT
+    return min(max(delay, 0.0), MAXIMUM_WAIT)
 
 
 def _noop() -> None:
@@ -150,6 +164,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     _parked = False
     _parked_deadline: float | None = None
     _inline = False
+    _stopped_inline = False  # a batch run by _drive_inline ended with stop()
     _batch_sets_running_loop = False
     # The handler SIGINT had inside Trio before add_signal_handler(SIGINT) replaced it.
     _sigint_restore: Any = None
@@ -171,7 +186,8 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._close_files: set[int] = set()
         self._child_pidfds: dict[int, int] = {}
         self._running = False
-        self._pending_trio_tasks: list[TrioTaskHandle] = []
+        # Trio tasks to start, and scopes to cancel, once the driver runs in Trio.
+        self._pending_trio_tasks: list[TrioTaskHandle | trio.CancelScope] = []
         self._stopped_event = trio.Event()
         self._stopped_event.set()
         # Set in a forked child whose fork happened inside this loop's Trio run: the rest of
@@ -282,12 +298,18 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             self._parked_deadline = deadline
             self._parked = True
             try:
-                with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                if deadline is None:
+                    wake_at = math.inf
+                else:
+                    now = self.time()
+                    wake_at = now + wait_seconds(deadline, now)
+                with trio.CancelScope(deadline=wake_at) as scope:
                     await trio.lowlevel.wait_readable(poll_fd)
             finally:
                 self._parked = False
                 self._end_sleep()
-            if self._is_stopping():
+            if self._stopped_inline:
+                self._stopped_inline = False
                 return  # stop() ran in a batch another task drove (_drive_inline)
             if scope.cancelled_caught:
                 # Woken by the deadline: Trio delivered that as an Error(Cancelled) whose
@@ -332,7 +354,8 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._inline = True
         self._end_sleep()
         try:
-            self._run_batch(self._batch_sets_running_loop)
+            if self._run_batch(self._batch_sets_running_loop) == _STOP:
+                self._stopped_inline = True
         except (KeyboardInterrupt, SystemExit) as exc:
             if not self._forward_base_exception(exc):
                 raise
@@ -410,8 +433,24 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
 
     def _start_pending_trio_tasks(self) -> None:
         pending, self._pending_trio_tasks = self._pending_trio_tasks, []
-        for handle in pending:
-            self._start_trio_task(handle)
+        for item in pending:
+            if isinstance(item, trio.CancelScope):
+                item.cancel()
+            else:
+                self._start_trio_task(item)
+
+    def _cancel_trio_scope(self, scope: trio.CancelScope) -> None:
+        """Cancel the scope of a Trio task of this loop, from any code on its thread.
+
+        Cancelling wakes the task through its run, so it happens right away only inside
+        the loop's Trio run; elsewhere (asyncio code on a sync loop's caller stack, or
+        between runs) the driver does it on its next pass, and closing the loop cancels
+        every Trio task anyway.
+        """
+        if _in_trio_run_of(self._trio_runner):
+            scope.cancel()
+        else:
+            self._pending_trio_tasks.append(scope)
 
     async def run_aio_coroutine(self, coro: Awaitable[T]) -> T:
         """Run an asyncio-flavoured coroutine as a task on this loop; return its result.

@@ -16,11 +16,15 @@ if TYPE_CHECKING:
 def split_exception(
     exc: BaseException, etype: type[BaseException]
 ) -> tuple[BaseException | None, BaseException | None]:
-    """Split *exc* into the part matching *etype* and the rest, unwrapping 1-element groups."""
+    """Split *exc* into the part matching *etype* and the rest.
+
+    Groups keep their shape (a task whose nursery raised reports that nursery's group, as
+    trio-asyncio 0.16 does).
+    """
     if not isinstance(exc, BaseExceptionGroup):
         return (exc, None) if isinstance(exc, etype) else (None, exc)
     match, rest = exc.split(etype)
-    return _collapse(match), _collapse(rest)
+    return match, rest
 
 
 def _collapse(exc: BaseException | None) -> BaseException | None:
@@ -104,7 +108,11 @@ class TrioTaskHandle:
         if self._finished:
             return
         self._cancelled = True
-        self._scope.cancel()
+        if self._started:
+            # Entered in the loop's Trio run: only that run may cancel it.
+            self._loop._cancel_trio_scope(self._scope)
+        else:
+            self._scope.cancel()
 
     def cancelled(self) -> bool:
         return self._cancelled
@@ -144,6 +152,7 @@ class TrioTaskHandle:
                         fut.set_exception(rest)
                     else:
                         fut._cancel_now(self._cancel_message)
+                cancelled = _collapse(cancelled)
                 if cancelled is not None:
                     raise cancelled from None
         finally:

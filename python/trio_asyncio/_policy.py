@@ -54,13 +54,11 @@ def _trio_task_loop(task: Any) -> Any:
     return task.context.get(current_loop)
 
 
-class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
-    """asyncio's global policy while trio_asyncio is imported.
-
-    Outside Trio it behaves like asyncio's default policy except that new loops are
-    :class:`SyncTrioEventLoop`; when the user has set a policy in this thread, it forwards
-    to that one. Inside Trio, the current loop is the Trio task's trio-asyncio loop, and
-    creating loops is refused (use :func:`open_loop`).
+class SyncLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+    """What :func:`asyncio.get_event_loop_policy` returns outside Trio (unless the user set
+    a policy in this thread): asyncio's default policy, except that its new loops are
+    :class:`SyncTrioEventLoop`. It holds the thread's current loop and the child watcher,
+    for itself and for :class:`TrioPolicy` outside Trio.
     """
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
@@ -68,9 +66,24 @@ class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-typ
             raise RuntimeError(
                 "You're within a Trio environment.\nUse 'async with open_loop()' instead."
             )
-        if _user.policy is not None:
-            return _user.policy.new_event_loop()
         return SyncTrioEventLoop()
+
+
+class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+    """asyncio's global policy while trio_asyncio is imported, and what
+    :func:`asyncio.get_event_loop_policy` returns inside Trio.
+
+    Outside Trio it forwards to the policy the user set in this thread, else to the
+    :class:`SyncLoopPolicy`. Inside Trio, the current loop is the Trio task's trio-asyncio
+    loop, and creating loops is refused (use :func:`open_loop`).
+    """
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        if _in_trio_other_than_sync_loop():
+            raise RuntimeError(
+                "You're within a Trio environment.\nUse 'async with open_loop()' instead."
+            )
+        return _outside_policy().new_event_loop()
 
     def get_event_loop(self) -> asyncio.AbstractEventLoop:
         task = _trio_task()
@@ -82,33 +95,51 @@ class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-typ
                     "use 'async with trio_asyncio.open_loop()'"
                 )
             return loop  # type: ignore[no-any-return]
-        if _user.policy is not None:
-            return _user.policy.get_event_loop()
-        return super().get_event_loop()  # type: ignore[no-any-return]
+        return _outside_policy().get_event_loop()
 
     def set_event_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         if _in_trio_other_than_sync_loop():
             current_loop.set(loop)  # type: ignore[arg-type]
-        elif _user.policy is not None:
-            _user.policy.set_event_loop(loop)
         else:
-            super().set_event_loop(loop)
+            _outside_policy().set_event_loop(loop)
+
+    # One child watcher per thread policy, whichever side asks for it.
+    def get_child_watcher(self) -> Any:
+        return _outside_policy().get_child_watcher()
+
+    def set_child_watcher(self, watcher: Any) -> None:
+        _outside_policy().set_child_watcher(watcher)
+
+    @property
+    def _watcher(self) -> Any:
+        return getattr(_outside_policy(), "_watcher", None)
+
+    @_watcher.setter
+    def _watcher(self, watcher: Any) -> None:
+        if watcher is not None:  # pragma: no cover  (asyncio only ever resets it)
+            _outside_policy()._watcher = watcher  # type: ignore[attr-defined]
 
 
+_sync_loop_policy = SyncLoopPolicy()
 _trio_policy = TrioPolicy()
 
 #: Deprecated in trio-asyncio 0.11 and unused; kept for code that still reads it.
 current_policy: ContextVar[TrioPolicy] = ContextVar("trio_aio_policy", default=_trio_policy)
 
 
+def _outside_policy() -> asyncio.AbstractEventLoopPolicy:
+    user = _user.policy
+    return user if user is not None else _sync_loop_policy
+
+
 def get_event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    if _user.policy is not None and _trio_task() is None:
-        return _user.policy
-    return _trio_policy
+    if _trio_task() is not None:
+        return _trio_policy
+    return _outside_policy()
 
 
 def set_event_loop_policy(policy: asyncio.AbstractEventLoopPolicy | None) -> None:
-    if isinstance(policy, TrioPolicy):
+    if isinstance(policy, TrioPolicy) or policy is _sync_loop_policy:
         # Setting back what get_event_loop_policy() returned (pytest-asyncio does this)
         # means "the default".
         policy = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import gc
 import math
 import select
@@ -32,7 +33,14 @@ from _asyncio import _set_running_loop as _c_set_running_loop
 from sniffio import thread_local as _sniffio_thread_local
 
 from . import _fork
-from ._base import _GLOBAL_RUN_CONTEXT, _IDLE, _STOP, DRIVER_BUDGET, BaseTrioEventLoop
+from ._base import (
+    _GLOBAL_RUN_CONTEXT,
+    _IDLE,
+    _STOP,
+    DRIVER_BUDGET,
+    BaseTrioEventLoop,
+    wait_seconds,
+)
 from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
 from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
@@ -175,6 +183,20 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
                 self._set_coroutine_origin_tracking(False)
             _set_asyncgen_hooks(*old_agen_hooks)
 
+    def create_task(self, coro: Any, *, name: Any = None, context: Any = None) -> Any:
+        """Schedule a coroutine as a task (asyncio's ``create_task``).
+
+        The task's context names this loop as :data:`current_loop` (unless it names one
+        already), so ``current_loop.get()``, :func:`run_trio` and :func:`run_trio_task`
+        find the loop in asyncio code, as they do under ``open_loop``.
+        """
+        if self._task_factory is None:  # type: ignore[attr-defined]
+            if context is None:
+                context = contextvars.copy_context()
+            if context.get(current_loop) is None:
+                context.run(current_loop.set, self)
+        return super().create_task(coro, name=name, context=context)
+
     def _run_without_trio(self) -> bool:
         """Run callbacks, waiting in poll(2) on the core's poll fd when idle, until the
         loop stops (return True) or a Trio task must start (return False)."""
@@ -201,7 +223,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
                 if deadline is None:
                     poller.poll()
                 else:
-                    poller.poll(max(0, math.ceil((deadline - self.time()) * 1000)))
+                    poller.poll(math.ceil(wait_seconds(deadline, self.time()) * 1000))
             finally:
                 self._end_sleep()
         return False
