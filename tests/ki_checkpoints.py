@@ -213,6 +213,9 @@ SCENARIOS: dict[str, Callable[[SigintAtStep], bool]] = {
 
 
 def main(name: str) -> None:
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no handler of its own: start from the usual state.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     scenario = SCENARIOS[name]
     worst = 0.0
     points = 0
