@@ -3,7 +3,8 @@
 # for each one, build the extension into its venv, then run the Rust unit tests, the Python
 # tests, the whole suite again under `python -X dev`, that interpreter's own
 # test.test_asyncio in both conformance modes, and trio-asyncio 0.16.0's own test suite
-# (downloaded from PyPI at test time) against our package (see design/conformance.md).
+# (downloaded from PyPI at test time) against our package (see design/conformance.md); mypy
+# --strict on the package per version, and the documentation site once.
 #
 #   scripts/test.sh                  every supported version
 #   PYTHONS="3.12" scripts/test.sh   only the versions listed (extra args go to pytest)
@@ -16,6 +17,8 @@ for version in ${PYTHONS:-$SUPPORTED_PYTHONS}; do
     venv="$(venv_dir "$version")"
     PY="$venv/bin/python"
     "$PY" --version
+    echo "== lint: mypy --strict ($version)"
+    bash scripts/lint.sh "$version"
     echo "== cargo test ($version)"
     PYO3_PYTHON="$PY" CARGO_TARGET_DIR="$(target_dir "$version")" \
         cargo test --quiet --lib -- --test-threads=1
@@ -30,3 +33,5 @@ for version in ${PYTHONS:-$SUPPORTED_PYTHONS}; do
     echo "== conformance: trio-asyncio 0.16.0's own suite ($version)"
     CONF_NO_SETUP=1 bash scripts/conformance-016.sh --python "$PY"
 done
+echo "== docs (Sphinx, warnings as errors)"
+bash scripts/docs.sh

@@ -328,3 +328,20 @@ def test_deprecated_child_watcher_still_works() -> None:
     finally:
         watcher.close()
         loop.close()
+
+
+def test_issue_11_loop_argument_must_be_a_trio_asyncio_loop() -> None:
+    import asyncio as _asyncio
+
+    import trio as _trio
+
+    import trio_asyncio as _ta
+
+    stock = _asyncio.SelectorEventLoop()
+    try:
+        with pytest.raises(TypeError, match="loop must be a trio_asyncio loop, not"):
+            _ta.trio_as_aio(_trio.sleep, loop=stock)(0)
+        with pytest.raises(TypeError, match="loop must be a trio_asyncio loop, not"):
+            _ta.aio_as_trio(_asyncio.sleep, loop=stock).loop
+    finally:
+        stock.close()

@@ -14,7 +14,12 @@ General layout (lower layers never import higher ones):
 - ``_loop``: ``open_loop``, ``run`` and the forwarders; ``_policy``: compatibility mode
   (asyncio's loop creation returns the sync loop); ``_adapter``: the flavour adapters.
 
-Importing the package installs the compatibility-mode policy (see ``_policy``).
+- ``_factory``: ``new_event_loop``, the loop factory for asyncio's runners.
+- ``_session`` (one sync loop whose Trio run lives across top-level awaits), used by
+  ``_ipython`` (``%load_ext trio_asyncio``) and ``_repl`` (``python -m trio_asyncio``).
+
+Importing the package installs compatibility mode (see ``_policy``) unless the environment
+variable ``TRIO_ASYNCIO_COMPAT_MODE`` is ``0``; ``uninstall_compat_mode()`` undoes it.
 """
 
 from __future__ import annotations
@@ -35,22 +40,57 @@ from ._base import BaseTrioEventLoop as BaseTrioEventLoop
 from ._context import current_loop as current_loop
 from ._deprecate import TrioAsyncioDeprecationWarning as TrioAsyncioDeprecationWarning
 from ._executor import TrioExecutor as TrioExecutor
+from ._factory import new_event_loop as new_event_loop
+from ._ipython import load_ipython_extension as load_ipython_extension
+from ._ipython import unload_ipython_extension as unload_ipython_extension
 from ._loop import open_loop as open_loop
 from ._loop import run as run
 from ._loop import run_aio_coroutine as run_aio_coroutine
 from ._loop import run_trio as run_trio
 from ._loop import run_trio_task as run_trio_task
+from ._policy import install as install_compat_mode
+from ._policy import uninstall as uninstall_compat_mode
+from ._sync import SyncTrioEventLoop as SyncTrioEventLoop
 from ._util import run_aio_future as run_aio_future
 from ._util import run_aio_generator as run_aio_generator
 
 from . import _policy
 
-_policy.install()
+if _policy.enabled_by_environment():
+    _policy.install()
+
+__all__ = [
+    "BaseTrioEventLoop",
+    "SyncTrioEventLoop",
+    "TrioAsyncioDeprecationWarning",
+    "TrioEventLoop",
+    "TrioExecutor",
+    "aio_as_trio",
+    "allow_asyncio",
+    "asyncio_as_trio",
+    "current_loop",
+    "install_compat_mode",
+    "load_ipython_extension",
+    "new_event_loop",
+    "open_loop",
+    "run",
+    "run_aio_coroutine",
+    "run_aio_future",
+    "run_aio_generator",
+    "run_trio",
+    "run_trio_task",
+    "trio_as_aio",
+    "trio_as_asyncio",
+    "uninstall_compat_mode",
+    "unload_ipython_extension",
+]
 
 for _obj in (
     aio_as_trio, allow_asyncio, trio_as_aio, TrioEventLoop, BaseTrioEventLoop,
     TrioAsyncioDeprecationWarning, TrioExecutor, open_loop, run, run_aio_coroutine,
-    run_trio, run_trio_task, run_aio_future, run_aio_generator,
+    run_trio, run_trio_task, run_aio_future, run_aio_generator, SyncTrioEventLoop,
+    new_event_loop, install_compat_mode, uninstall_compat_mode, load_ipython_extension,
+    unload_ipython_extension,
 ):
     try:
         _obj.__module__ = "trio_asyncio"

@@ -1,51 +1,38 @@
-"""Demo: ``python -m trio_asyncio`` runs asyncio and Trio code on both loops."""
+"""``python -m trio_asyncio``: an interactive console with top-level ``await`` for Trio and
+asyncio code (``_repl``), or the demo with ``--demo`` (``_demo``)."""
 
 from __future__ import annotations
 
-import asyncio
-
-import trio
-
-import trio_asyncio
+import argparse
+import sys
 
 
-async def aio_add(a: int, b: int) -> int:
-    await asyncio.sleep(0.01)
-    return a + b
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m trio_asyncio",
+        description=(
+            "Open an interactive Python console where top-level 'await' works for Trio "
+            "and asyncio code alike. Every statement runs inside one Trio run that lives "
+            "for the whole session, on a trio_asyncio sync loop: Trio tasks started in "
+            "'nursery' and asyncio tasks keep running in later statements. "
+            "Ctrl-C cancels the running statement; Ctrl-D leaves."
+        ),
+    )
+    parser.add_argument(
+        "--demo", action="store_true",
+        help="instead of the console, run a short demo of both loops and exit",
+    )
+    args = parser.parse_args(argv)
+    if args.demo:
+        from ._demo import main as demo
 
+        demo()
+        return 0
+    from ._repl import interact
 
-async def trio_mul(a: int, b: int) -> int:
-    await trio.sleep(0.01)
-    return a * b
-
-
-def sync_loop_demo() -> None:
-    loop = asyncio.new_event_loop()
-    print(f"asyncio.new_event_loop() -> {type(loop).__name__}")
-    for i in range(3):
-        print(f"  run_until_complete(aio_add({i}, {i})) = {loop.run_until_complete(aio_add(i, i))}")
-    product = loop.run_until_complete(trio_asyncio.trio_as_aio(trio_mul, loop=loop)(6, 7))
-    print(f"  Trio code on the same loop: trio_mul(6, 7) = {product}")
-    loop.close()
-
-
-async def async_loop_demo() -> None:
-    async with trio_asyncio.open_loop() as loop:
-        print(f"open_loop() -> {type(loop).__name__}")
-        total = await trio_asyncio.aio_as_trio(aio_add)(2, 3)
-        print(f"  Trio awaits asyncio: aio_add(2, 3) = {total}")
-
-        async def aio_calls_trio() -> int:
-            return await trio_asyncio.trio_as_aio(trio_mul)(4, 5)
-
-        print(f"  asyncio awaits Trio: trio_mul(4, 5) = {await trio_asyncio.aio_as_trio(aio_calls_trio)()}")
-
-
-def main() -> None:
-    print(f"trio_asyncio {trio_asyncio.__version__} (trio-asyncio-rs)")
-    sync_loop_demo()
-    trio.run(async_loop_demo)
+    interact()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

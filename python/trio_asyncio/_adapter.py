@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack, overload
 
 import trio
 
@@ -17,12 +18,20 @@ from ._util import run_aio_future, run_aio_generator, run_trio_generator
 if TYPE_CHECKING:
     from ._base import BaseTrioEventLoop
 
+P = ParamSpec("P")
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
 
 async def _call_async(proc: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
     return await proc(*args, **kwargs)
 
 
-def _loop_or_current(loop: BaseTrioEventLoop | None) -> BaseTrioEventLoop:
+def _loop_or_current(loop: asyncio.AbstractEventLoop | None) -> BaseTrioEventLoop:
+    from ._base import BaseTrioEventLoop
+
+    if loop is not None and not isinstance(loop, BaseTrioEventLoop):
+        raise TypeError(f"loop must be a trio_asyncio loop, not {type(loop).__name__}")
     if loop is None:
         loop = current_loop.get()
         if loop is not None and loop._trio_inherited:
@@ -30,11 +39,17 @@ def _loop_or_current(loop: BaseTrioEventLoop | None) -> BaseTrioEventLoop:
         if loop is None:
             # asyncio code on a sync loop runs in contexts copied from the loop's caller,
             # where current_loop is unset: the running loop is the one meant.
-            from ._base import BaseTrioEventLoop
-
             running = asyncio._get_running_loop()
             if isinstance(running, BaseTrioEventLoop):
                 return running
+            if running is not None:
+                raise RuntimeError(
+                    "You are not within a trio_asyncio loop: the running loop is "
+                    f"{type(running).__name__}, made before trio_asyncio was imported or "
+                    "without it. Import trio_asyncio before the loop is made, create it "
+                    "with trio_asyncio.new_event_loop(), or in IPython run "
+                    "'%load_ext trio_asyncio'."
+                )
             raise RuntimeError("You are not within a trio_asyncio loop")
     return loop
 
@@ -42,7 +57,7 @@ def _loop_or_current(loop: BaseTrioEventLoop | None) -> BaseTrioEventLoop:
 class _Wrapper:
     """What both adapters share: the wrapped object, a lazily found loop, method binding."""
 
-    def __init__(self, proc: Any, loop: BaseTrioEventLoop | None = None) -> None:
+    def __init__(self, proc: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.proc = proc
         self._loop = loop
 
@@ -53,14 +68,16 @@ class _Wrapper:
 
     def __get__(self, obj: Any, cls: Any) -> Any:
         # Used as a method decorator: bind the instance (or the class).
-        return partial(self.__call__, cls if obj is None else obj)  # type: ignore[attr-defined]
+        return partial(self.__call__, cls if obj is None else obj)  # type: ignore[operator]
 
 
 class Asyncio_Trio_Wrapper(_Wrapper):
     """Trio-flavoured wrapper around an asyncio-flavoured function, awaitable, async
     context manager or async iterator (see :func:`aio_as_trio`)."""
 
-    def __init__(self, proc: Any, args: tuple[Any, ...] = (), loop: BaseTrioEventLoop | None = None):
+    def __init__(
+        self, proc: Any, args: tuple[Any, ...] = (), loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         super().__init__(proc, loop)
         self.args = args
 
@@ -106,7 +123,23 @@ class Asyncio_Trio_Wrapper(_Wrapper):
         return run_aio_generator(self.loop, aiter())
 
 
-def aio_as_trio(proc: Any, *, loop: BaseTrioEventLoop | None = None) -> Asyncio_Trio_Wrapper:
+@overload
+def aio_as_trio(
+    proc: Callable[P, Awaitable[T]], *, loop: asyncio.AbstractEventLoop | None = None
+) -> Callable[P, Coroutine[Any, Any, T]]: ...
+@overload
+def aio_as_trio(
+    proc: Awaitable[T], *, loop: asyncio.AbstractEventLoop | None = None
+) -> Awaitable[T]: ...
+@overload
+def aio_as_trio(
+    proc: AbstractAsyncContextManager[T], *, loop: asyncio.AbstractEventLoop | None = None
+) -> AbstractAsyncContextManager[T]: ...
+@overload
+def aio_as_trio(
+    proc: AsyncIterator[T], *, loop: asyncio.AbstractEventLoop | None = None
+) -> AsyncIterator[T]: ...
+def aio_as_trio(proc: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> Any:
     """Wrap asyncio-flavoured *proc* so Trio code can ``await``/``async with``/``async for`` it.
 
     *proc* may be an async function (``await aio_as_trio(fn)(*args)``; also usable as a
@@ -150,7 +183,19 @@ class Trio_Asyncio_Wrapper(_Wrapper):
         return run_trio_generator(self.loop, aiter())
 
 
-def trio_as_aio(proc: Any, *, loop: BaseTrioEventLoop | None = None) -> Trio_Asyncio_Wrapper:
+@overload
+def trio_as_aio(
+    proc: Callable[P, Awaitable[T]], *, loop: asyncio.AbstractEventLoop | None = None
+) -> Callable[P, asyncio.Future[T]]: ...
+@overload
+def trio_as_aio(
+    proc: AbstractAsyncContextManager[T], *, loop: asyncio.AbstractEventLoop | None = None
+) -> AbstractAsyncContextManager[T]: ...
+@overload
+def trio_as_aio(
+    proc: AsyncIterator[T], *, loop: asyncio.AbstractEventLoop | None = None
+) -> AsyncIterator[T]: ...
+def trio_as_aio(proc: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> Any:
     """Wrap Trio-flavoured *proc* so asyncio code can ``await``/``async with``/``async for`` it.
 
     ``await trio_as_aio(fn)(*args)`` runs ``fn(*args)`` in a new Trio task of *loop*
@@ -188,7 +233,7 @@ def _drive_mixed(fn: Callable[..., Any], *args: Any) -> Generator[Any, Any, Any]
                 value = yield from run_aio_future(yielded).__await__()
             elif yielded is None:
                 # asyncio's bare yield (``asyncio.sleep(0)``): just let others run.
-                value = yield from trio.lowlevel.checkpoint().__await__()
+                value = yield from trio.lowlevel.checkpoint().__await__()  # type: ignore[func-returns-value]
             else:
                 value = yield yielded
         except BaseException as exc:
@@ -197,7 +242,7 @@ def _drive_mixed(fn: Callable[..., Any], *args: Any) -> Generator[Any, Any, Any]
             send = coro.send
 
 
-async def allow_asyncio(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+async def allow_asyncio(fn: Callable[[Unpack[Ts]], Awaitable[T]], *args: Unpack[Ts]) -> T:
     """Run ``await fn(*args)`` so that *fn* may await Trio and asyncio code unmarked.
 
     Trio-flavoured. Every asyncio future *fn* awaits is waited for with
@@ -208,6 +253,6 @@ async def allow_asyncio(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return await fn(*args)
     token = _shim_running.set(True)
     try:
-        return await _drive_mixed(fn, *args)
+        return await _drive_mixed(fn, *args)  # type: ignore[no-any-return]
     finally:
         _shim_running.reset(token)

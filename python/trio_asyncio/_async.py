@@ -62,7 +62,7 @@ class TrioEventLoop(BaseTrioEventLoop):
             if waiter is not None:
                 waiter.set()
 
-    def stop(self, waiter: trio.Event | None = None) -> trio.Event:
+    def stop(self, waiter: trio.Event | None = None) -> trio.Event:  # type: ignore[override]
         """Ask the loop to stop after the callbacks already queued have run.
 
         :param waiter: an event to set once the loop has stopped (a new one if omitted).

@@ -26,7 +26,7 @@ import weakref
 from asyncio import base_events, coroutines, events
 from asyncio import unix_events as _unix_events
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 import trio
 from sniffio import thread_local as _sniffio_thread_local
@@ -44,6 +44,7 @@ from ._handles import TrioTaskFuture, TrioTaskHandle
 from ._util import run_aio_future
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 # Return codes of LoopCore._run_ready.
 _IDLE = 0
@@ -169,12 +170,30 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # The handler SIGINT had inside Trio before add_signal_handler(SIGINT) replaced it.
     _sigint_restore: Any = None
 
+    if TYPE_CHECKING:
+        # asyncio.BaseEventLoop internals that typeshed does not declare (the private names
+        # used are listed in design/loops.md).
+        _asyncgens: weakref.WeakSet[Any]
+        _coroutine_origin_tracking_enabled: bool
+        _default_executor: concurrent.futures.Executor | None
+        _selector: _ReactorSelector | None
+        _thread_id: int | None
+
+        def _check_closed(self) -> None: ...
+        def _check_callback(self, callback: object, method: str) -> None: ...
+        def _check_default_executor(self) -> None: ...
+        def _check_signal(self, sig: int) -> None: ...
+        def _handle_signal(self, sig: int) -> None: ...
+        def _set_coroutine_origin_tracking(self, enabled: bool) -> None: ...
+        def _asyncgen_firstiter_hook(self, agen: Any) -> None: ...
+        def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
+
     def __init__(self, queue_len: int | None = None) -> None:
         # BaseEventLoop.__init__ only; BaseSelectorEventLoop.__init__ would create a
         # selector and a self-pipe, both of which the Rust core replaces.
         base_events.BaseEventLoop.__init__(self)
         self._selector = _ReactorSelector(self)
-        self._transports = weakref.WeakValueDictionary()
+        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._signal_handlers: dict[int, asyncio.Handle] = {}
         # What _UnixSelectorEventLoop.__init__ would set: from 3.13 its unix servers record
         # their socket's inode here so close() can unlink the path (unused before 3.13).
@@ -252,7 +271,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             prev_loop = _c_get_running_loop()
             _c_set_running_loop(self)
         try:
-            return self._run_ready(DRIVER_BUDGET)  # type: ignore[no-any-return]
+            return self._run_ready(DRIVER_BUDGET)
         finally:
             if set_running_loop:
                 _c_set_running_loop(prev_loop)
@@ -383,7 +402,9 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # Trio tasks started from asyncio
     # ------------------------------------------------------------------
 
-    def trio_as_future(self, proc: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Future[T]:
+    def trio_as_future(
+        self, proc: Callable[[Unpack[Ts]], Awaitable[T]], *args: Unpack[Ts]
+    ) -> asyncio.Future[T]:
         """Start ``await proc(*args)`` in a new Trio task; return an asyncio future for it.
 
         The call itself can be made from any flavour on the loop's thread; awaiting the
@@ -398,7 +419,9 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._start_trio_task(TrioTaskHandle(self, proc, args, fut, self._task_context()))
         return fut
 
-    def run_trio_task(self, proc: Callable[..., Awaitable[Any]], *args: Any) -> TrioTaskHandle:
+    def run_trio_task(
+        self, proc: Callable[[Unpack[Ts]], Awaitable[object]], *args: Unpack[Ts]
+    ) -> TrioTaskHandle:
         """Start ``await proc(*args)`` in a new Trio task and return a handle to cancel it.
 
         An error raised by the task is reported to the loop's exception handler, which
@@ -425,7 +448,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             )
         nursery = self._nursery
         if nursery is not None and _in_trio_run_of(self._trio_runner):
-            handle._context.run(nursery.start_soon, handle._run, name=handle._proc)
+            handle._context.run(nursery.start_soon, handle._run, name=handle._proc)  # type: ignore[arg-type]
         else:
             # Not inside our Trio run (a sync loop that is stopped, or running callbacks
             # on its caller's stack): the driver starts it on its next pass.
@@ -498,7 +521,10 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._default_executor = executor
 
     def run_in_executor(
-        self, executor: concurrent.futures.Executor | None, func: Callable[..., T], *args: Any
+        self,
+        executor: concurrent.futures.Executor | None,
+        func: Callable[[Unpack[Ts]], T],
+        *args: Unpack[Ts],
     ) -> asyncio.Future[T]:
         """Run ``func(*args)`` in *executor* (default: a :class:`TrioExecutor`).
 
@@ -541,7 +567,9 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # Signals
     # ------------------------------------------------------------------
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+    ) -> None:
         """Run ``callback(*args)`` as a loop callback whenever signal *sig* arrives.
 
         :raises TypeError: for a coroutine (function) callback.
@@ -600,7 +628,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # Subprocesses: child exit arrives through the reactor (pidfd), no watcher thread
     # ------------------------------------------------------------------
 
-    async def _make_subprocess_transport(  # type: ignore[override]
+    async def _make_subprocess_transport(  # type: ignore[override, unused-ignore]
         self,
         protocol: asyncio.BaseProtocol,
         args: Any,
@@ -615,11 +643,11 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         if _user_child_watcher() is not None:
             # The user installed a child watcher (asyncio.set_child_watcher): asyncio's
             # own path, so that watcher (which may reap every child) sees this one too.
-            return await super()._make_subprocess_transport(  # type: ignore[no-any-return]
+            return await super()._make_subprocess_transport(  # type: ignore[misc, no-any-return, unused-ignore]
                 protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
             )
         waiter = self.create_future()
-        transp = _unix_events._UnixSubprocessTransport(
+        transp = _unix_events._UnixSubprocessTransport(  # type: ignore[attr-defined]
             self, protocol, args, shell, stdin, stdout, stderr, bufsize,
             waiter=waiter, extra=extra, **kwargs,
         )
@@ -680,7 +708,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
 
     def _close_core_side(self) -> None:
         if self._debug:
-            base_events.logger.debug("Close %r", self)
+            base_events.logger.debug("Close %r", self)  # type: ignore[attr-defined]
         if not sys.is_finalizing():
             for sig in list(self._signal_handlers):
                 self.remove_signal_handler(sig)
@@ -724,7 +752,9 @@ def _user_child_watcher() -> Any:
     return watcher
 
 
-async def _submit_to_trio_executor(executor: TrioExecutor, func: Callable[..., T], *args: Any) -> T:
+async def _submit_to_trio_executor(
+    executor: TrioExecutor, func: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]
+) -> T:
     try:
         return await executor.submit(func, *args)
     except concurrent.futures.CancelledError as exc:
@@ -737,7 +767,9 @@ def _reap(pid: int, block: bool = False) -> int:
     try:
         got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
     except ChildProcessError:
-        base_events.logger.warning("Unknown child process pid %d, will report returncode 255", pid)
+        base_events.logger.warning(  # type: ignore[attr-defined]
+            "Unknown child process pid %d, will report returncode 255", pid
+        )
         return 255
     if got == 0:  # pragma: no cover  (pidfd said it exited)
         got, status = os.waitpid(pid, 0)

@@ -12,9 +12,11 @@ import contextlib
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVarTuple, Unpack
 
 from ._versions import PY312
+
+Ts = TypeVarTuple("Ts")
 
 
 # From 3.12 asyncio deprecates its child watchers and warns when one is subclassed. Whoever
@@ -37,7 +39,9 @@ with warnings.catch_warnings() if PY312 else contextlib.nullcontext():
         def is_active(self) -> bool:
             return self._loop is not None and not self._loop.is_closed()
 
-        def add_child_handler(self, pid: int, callback: Callable[..., object], *args: Any) -> None:
+        def add_child_handler(
+            self, pid: int, callback: Callable[[int, int, Unpack[Ts]], object], *args: Unpack[Ts]
+        ) -> None:
             loop = self._loop
             if loop is None:
                 raise RuntimeError("TrioChildWatcher is not attached to a loop")

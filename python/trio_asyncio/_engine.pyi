@@ -62,7 +62,7 @@ class Handle:
 class TimerHandle(Handle):
     """Object returned by timed callback registration methods (asyncio-flavoured)."""
 
-    def __init__(  # type: ignore[override]
+    def __init__(
         self,
         when: float,
         callback: Callable[..., object],

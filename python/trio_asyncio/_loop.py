@@ -8,7 +8,7 @@ import warnings
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import trio
 from _asyncio import _get_running_loop as _c_get_running_loop
@@ -21,6 +21,7 @@ from ._handles import TrioTaskHandle
 from ._util import run_aio_future
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @asynccontextmanager
@@ -206,14 +207,14 @@ class _OpenLoopAsyncgenHooks:
             and not loop.is_closed()
         ):
             self.owners[agen] = loop
-            loop._asyncgen_firstiter_hook(agen)  # type: ignore[attr-defined]
+            loop._asyncgen_firstiter_hook(agen)
         elif self.previous.firstiter is not None:
             self.previous.firstiter(agen)
 
     def _finalizer(self, agen: Any) -> None:
         loop = self.owners.pop(agen, None)
         if loop is not None:
-            loop._asyncgen_finalizer_hook(agen)  # type: ignore[attr-defined]
+            loop._asyncgen_finalizer_hook(agen)
         elif self.previous.finalizer is not None:
             self.previous.finalizer(agen)
 
@@ -255,8 +256,8 @@ async def _finalize_asyncgens(loop: TrioEventLoop) -> None:
 
 
 def run(
-    proc: Callable[..., Awaitable[T]],
-    *args: Any,
+    proc: Callable[[Unpack[Ts]], Awaitable[T]],
+    *args: Unpack[Ts],
     queue_len: int | None = None,
     **trio_run_options: Any,
 ) -> T:
@@ -327,7 +328,7 @@ async def run_aio_coroutine(coro: Awaitable[T]) -> T:
     return await loop.run_aio_coroutine(coro)
 
 
-def run_trio(proc: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Future[T]:
+def run_trio(proc: Callable[[Unpack[Ts]], Awaitable[T]], *args: Unpack[Ts]) -> asyncio.Future[T]:
     """Start ``await proc(*args)`` as a Trio task of the current loop; return a future.
 
     Synchronous; same as ``current_loop.get().trio_as_future(proc, *args)``.
@@ -337,7 +338,9 @@ def run_trio(proc: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Future[T]
     return _running_loop().trio_as_future(proc, *args)
 
 
-def run_trio_task(proc: Callable[..., Awaitable[Any]], *args: Any) -> TrioTaskHandle:
+def run_trio_task(
+    proc: Callable[[Unpack[Ts]], Awaitable[object]], *args: Unpack[Ts]
+) -> TrioTaskHandle:
     """Start ``await proc(*args)`` as a Trio task of the current loop.
 
     Synchronous; an error raised by the task ends the loop.

@@ -54,7 +54,7 @@ def _trio_task_loop(task: Any) -> Any:
     return task.context.get(current_loop)
 
 
-class SyncLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+class SyncLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type,unused-ignore]
     """What :func:`asyncio.get_event_loop_policy` returns outside Trio (unless the user set
     a policy in this thread): asyncio's default policy, except that its new loops are
     :class:`SyncTrioEventLoop`. It holds the thread's current loop and the child watcher,
@@ -69,7 +69,7 @@ class SyncLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid
         return SyncTrioEventLoop()
 
 
-class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type,unused-ignore]
     """asyncio's global policy while trio_asyncio is imported, and what
     :func:`asyncio.get_event_loop_policy` returns inside Trio.
 
@@ -156,7 +156,7 @@ def set_event_loop_policy(policy: asyncio.AbstractEventLoopPolicy | None) -> Non
 def _get_running_loop() -> asyncio.AbstractEventLoop | None:
     loop = _c_get_running_loop()
     if loop is not None:
-        return loop  # type: ignore[no-any-return]
+        return loop  # type: ignore[no-any-return,unused-ignore]
     task = _trio_task()
     if task is None:
         return None
@@ -196,15 +196,59 @@ _PATCHES = {
 }
 
 
+_ORIGINALS = {name: getattr(events, name) for name in _PATCHES}
+
+#: Set to ``0`` (or ``false``/``no``/``off``) to keep ``import trio_asyncio`` from
+#: installing compatibility mode.
+ENV_VAR = "TRIO_ASYNCIO_COMPAT_MODE"
+
+
+def enabled_by_environment() -> bool:
+    """Whether the environment lets ``import trio_asyncio`` install compatibility mode."""
+    import os
+
+    value = os.environ.get(ENV_VAR, "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def is_installed() -> bool:
+    """Whether compatibility mode is installed."""
+    return events.get_event_loop_policy is get_event_loop_policy
+
+
 def install() -> None:
-    """Install the policy and the patched functions (idempotent)."""
-    if events.get_event_loop_policy is get_event_loop_policy:
+    """Install compatibility mode: asyncio's loop creation outside Trio makes a
+    :class:`SyncTrioEventLoop`, and inside a Trio task asyncio's loop functions answer
+    with the task's trio-asyncio loop.
+
+    Synchronous and idempotent. ``import trio_asyncio`` calls it unless the environment
+    variable ``TRIO_ASYNCIO_COMPAT_MODE`` is ``0``.
+    """
+    if is_installed():
         return
     _original_set_policy(_trio_policy)
     for name, fn in _PATCHES.items():
         setattr(events, name, fn)
         if hasattr(asyncio, name):
             setattr(asyncio, name, fn)
+
+
+def uninstall() -> None:
+    """Undo :func:`install_compat_mode`: give asyncio back its own functions and policy.
+
+    Synchronous and idempotent. A policy the current thread had set with
+    :func:`asyncio.set_event_loop_policy` becomes asyncio's global policy again. Loops
+    already created are not changed; :func:`trio_asyncio.new_event_loop`, :func:`open_loop`
+    and the adapters keep working.
+    """
+    if not is_installed():
+        return
+    for name, fn in _ORIGINALS.items():
+        setattr(events, name, fn)
+        if hasattr(asyncio, name):
+            setattr(asyncio, name, fn)
+    policy, _user.policy = _user.policy, None
+    _original_set_policy(policy)
 
 
 # The functions above stand in for asyncio's own. From 3.12 asyncio's policy attributes its

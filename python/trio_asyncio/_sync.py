@@ -24,7 +24,8 @@ import time
 import warnings
 import weakref
 from asyncio import events
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVarTuple, Unpack
 
 import outcome
 import trio
@@ -45,6 +46,7 @@ from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
 from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
 
+Ts = TypeVarTuple("Ts")
 _get_asyncgen_hooks = sys.get_asyncgen_hooks
 _set_asyncgen_hooks = sys.set_asyncgen_hooks
 
@@ -77,13 +79,13 @@ _CLOSE = "close"
 def _firstiter_hook(agen: Any) -> None:
     loop = events._get_running_loop()
     if isinstance(loop, asyncio.BaseEventLoop):
-        loop._asyncgen_firstiter_hook(agen)
+        loop._asyncgen_firstiter_hook(agen)  # type: ignore[attr-defined]
 
 
 def _finalizer_hook(agen: Any) -> None:
     loop = events._get_running_loop()
     if isinstance(loop, asyncio.BaseEventLoop):
-        loop._asyncgen_finalizer_hook(agen)
+        loop._asyncgen_finalizer_hook(agen)  # type: ignore[attr-defined]
 
 
 class _MonotonicClock(trio.abc.Clock):
@@ -183,19 +185,22 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
                 self._set_coroutine_origin_tracking(False)
             _set_asyncgen_hooks(*old_agen_hooks)
 
-    def create_task(self, coro: Any, *, name: Any = None, context: Any = None) -> Any:
+    def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Schedule a coroutine as a task (asyncio's ``create_task``).
 
         The task's context names this loop as :data:`current_loop` (unless it names one
         already), so ``current_loop.get()``, :func:`run_trio` and :func:`run_trio_task`
         find the loop in asyncio code, as they do under ``open_loop``.
         """
+        # (keywords passed through as they are: name=, context=, and whatever the running
+        # version's asyncio adds, such as eager_start= in typeshed's view of 3.13)
         if self._task_factory is None:  # type: ignore[attr-defined]
+            context = kwargs.get("context")
             if context is None:
-                context = contextvars.copy_context()
+                context = kwargs["context"] = contextvars.copy_context()
             if context.get(current_loop) is None:
                 context.run(current_loop.set, self)
-        return super().create_task(coro, name=name, context=context)
+        return super().create_task(coro, **kwargs)
 
     def _run_without_trio(self) -> bool:
         """Run callbacks, waiting in poll(2) on the core's poll fd when idle, until the
@@ -244,7 +249,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         self._trio_token = None
         # Kept referenced on purpose: dropping it from a foreign thread could only leak it
         # with a warning at some later garbage collection.
-        _abandoned_fibers.append(fiber)
+        _abandoned_fibers.append(fiber)  # type: ignore[arg-type]
 
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
@@ -297,7 +302,9 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
     # handler added with add_signal_handler must be in effect on both sides until it is
     # removed, as with a stock loop; its removal gives the fiber side its own one back.
 
-    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
+    ) -> None:
         fiber_side = self._caller_state is not None
         first = sig not in self._signal_handlers
         super().add_signal_handler(sig, callback, *args)

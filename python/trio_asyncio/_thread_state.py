@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any
 
-import _signal
+import _signal  # type: ignore[import-not-found]
 import trio
 from sniffio import thread_local as _sniffio_thread_local
 
