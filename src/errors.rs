@@ -51,7 +51,10 @@ pub(crate) enum SchedulerError {
     Closed,
     /// A negative fd (asyncio's selectors: `ValueError("Invalid file descriptor: -1")`).
     #[error("Invalid file descriptor: {0}")]
-    InvalidFd(i64),
+    InvalidFd(String),
+    /// An fd that does not fit a C int (the selectors: `OverflowError`).
+    #[error("Python int too large to convert to C int")]
+    FdTooLarge,
     /// `debug` mode and a non-thread-safe call from a thread that does not own the loop.
     #[error("Non-thread-safe operation invoked on an event loop other than the current one")]
     WrongThread,

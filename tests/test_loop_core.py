@@ -423,8 +423,14 @@ def test_bad_fds_raise_like_asyncio(loop: L) -> None:
         loop._add_writer(fd, lambda: None)
     assert info.value.errno == 9  # EBADF
     assert loop.statistics().writers == 0
-    assert loop._remove_reader(-1) is False
-    assert loop._remove_reader("nope") is False
+    # as asyncio's selector loop (issue 14): its get_key validates the fd
+    with pytest.raises(ValueError, match=r"^Invalid file descriptor: -1$"):
+        loop._remove_reader(-1)
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop._remove_reader("nope")
+    with pytest.raises(OverflowError, match="^Python int too large to convert to C int$"):
+        loop._add_reader(2**40, lambda: None)
+    assert loop._remove_reader(2**40) is False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="epoll refuses regular files")

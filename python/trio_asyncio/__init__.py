@@ -6,7 +6,8 @@ General layout (lower layers never import higher ones):
 - ``_engine`` (Rust): fibers, and the loop core (ready queue, timers, reactor).
 - ``_fiber``: the Python view of the fibers.
 - ``_context``, ``_util``, ``_handles``, ``_executor``, ``_deprecate``,
-  ``_thread_state``: small pieces with no loop of their own.
+  ``_thread_state``: small pieces with no loop of their own; ``_fork``: what a forked
+  child does with the loops it inherits.
 - ``_base``: ``BaseTrioEventLoop``, what both loops share.
 - ``_async`` (``TrioEventLoop``, for ``open_loop``) and ``_sync`` (``SyncTrioEventLoop``,
   the restartable loop on a fiber).

@@ -34,6 +34,8 @@ def _loop_or_current(loop: asyncio.AbstractEventLoop | None) -> BaseTrioEventLoo
         raise TypeError(f"loop must be a trio_asyncio loop, not {type(loop).__name__}")
     if loop is None:
         loop = current_loop.get()
+        if loop is not None and loop._trio_inherited:
+            loop = None  # a forked child inside the run it inherited: not usable (see _fork)
         if loop is None:
             # asyncio code on a sync loop runs in contexts copied from the loop's caller,
             # where current_loop is unset: the running loop is the one meant.

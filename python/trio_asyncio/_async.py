@@ -31,10 +31,22 @@ class TrioEventLoop(BaseTrioEventLoop):
         self._set_owner_thread()
         self._adopt_trio_clock()
 
-    async def _main_task(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """The Trio task that runs the loop's callbacks until :meth:`stop`."""
+    def _mark_running(self) -> None:
+        """Count the loop as running from now on; :meth:`_main_task` must follow."""
         self._stopped_event = trio.Event()
         self._running = True
+
+    async def _main_task(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """The Trio task that runs the loop's callbacks until :meth:`stop`.
+
+        ``open_loop`` marks the loop running (:meth:`_mark_running`) and spawns this task
+        with ``start_soon``: not with ``nursery.start()``, because a KeyboardInterrupt that
+        reaches the caller while it waits in ``start()`` cancels the start, after which this
+        shielded task would never be told to stop (Trio keeps it in the cancelled start's
+        nursery, which the caller then waits for forever).
+        """
+        if not self._running:
+            self._mark_running()
         task_status.started()
         try:
             # Shielded: once started, the loop keeps running callbacks until stop() is

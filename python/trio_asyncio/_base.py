@@ -16,6 +16,7 @@ import concurrent.futures
 import contextvars
 import math
 import os
+import select
 import selectors
 import signal
 import sys
@@ -35,6 +36,7 @@ from sniffio import thread_local as _sniffio_thread_local
 from _asyncio import _get_running_loop as _c_get_running_loop
 from _asyncio import _set_running_loop as _c_set_running_loop
 
+from . import _fork
 from ._context import current_loop
 from ._engine import LoopCore
 from ._executor import TrioExecutor
@@ -207,6 +209,10 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._pending_trio_tasks: list[TrioTaskHandle | trio.CancelScope] = []
         self._stopped_event = trio.Event()
         self._stopped_event.set()
+        # Set in a forked child whose fork happened inside this loop's Trio run: the rest of
+        # that run must not touch Trio (its kernel objects are the parent's; see _fork).
+        self._trio_inherited = False
+        _fork.track(self)
 
     def __repr__(self) -> str:
         state = "closed" if self.is_closed() else "running" if self.is_running() else "stopped"
@@ -294,11 +300,15 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             if status == _STOP:
                 return
             if status == _YIELD:
-                await trio.lowlevel.checkpoint()
+                if not self._trio_inherited:
+                    await trio.lowlevel.checkpoint()
                 continue
             if self._pending_trio_tasks:
                 continue
             deadline = self._prepare_sleep()
+            if self._trio_inherited:
+                self._wait_without_trio(deadline)
+                continue
             if deadline == 0.0:
                 # Work arrived while preparing to sleep (or a timer is due at 0.0 on a
                 # mock clock): run another pass.
@@ -326,6 +336,26 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                 # last value sent into a task in a local, which for a sync loop sits on a
                 # suspended, GC-invisible fiber stack; one more checkpoint replaces it.
                 await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _wait_without_trio(self, deadline: float | None) -> None:
+        """Wait in poll(2) on the core's own poller (after ``_prepare_sleep``): how the driver
+        waits in a forked child that inherited the Trio run it is running in."""
+        try:
+            if deadline == 0.0:
+                return
+            poller = select.poll()
+            poller.register(self._poll_fd(), select.POLLIN)
+            if deadline is None:
+                poller.poll()
+            else:
+                poller.poll(max(0, math.ceil((deadline - self.time()) * 1000)))
+        finally:
+            self._end_sleep()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: stop sharing kernel objects with the parent (see ``_fork``)."""
+        if not self.is_closed():
+            self._renew_after_fork()
 
     def _drive_inline(self) -> None:
         """Run the ready callbacks now, in the calling Trio task, if the driver is parked.
@@ -411,6 +441,11 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         return ctx
 
     def _start_trio_task(self, handle: TrioTaskHandle) -> None:
+        if self._trio_inherited:
+            raise RuntimeError(
+                "this loop's Trio run was inherited across fork(): Trio code cannot run on it "
+                "in the child until the current run ends"
+            )
         nursery = self._nursery
         if nursery is not None and _in_trio_run_of(self._trio_runner):
             handle._context.run(nursery.start_soon, handle._run, name=handle._proc)  # type: ignore[arg-type]
@@ -476,8 +511,13 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # ------------------------------------------------------------------
 
     def set_default_executor(self, executor: concurrent.futures.Executor) -> None:
-        if not isinstance(executor, concurrent.futures.Executor):
-            raise TypeError("executor must be an instance of concurrent.futures.Executor")
+        """Use *executor* for ``run_in_executor(None, ...)``.
+
+        :raises TypeError: unless *executor* is a :class:`~concurrent.futures.ThreadPoolExecutor`
+            (a :class:`TrioExecutor` is one), as stock asyncio requires.
+        """
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor
 
     def run_in_executor(
@@ -659,7 +699,14 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             raise RuntimeError("Cannot close a running event loop")
         if self.is_closed():
             return
-        self._close_trio_side()
+        try:
+            self._close_trio_side()
+        finally:
+            # Even if ending the Trio side was interrupted (Ctrl-C in its teardown): the
+            # loop is closed, nothing leaks, and the interrupt propagates.
+            self._close_core_side()
+
+    def _close_core_side(self) -> None:
         if self._debug:
             base_events.logger.debug("Close %r", self)  # type: ignore[attr-defined]
         if not sys.is_finalizing():

@@ -62,7 +62,11 @@ async def open_loop(queue_len: int | None = None) -> AsyncIterator[TrioEventLoop
                 # even if a cancellation is already pending.
                 tasks_nursery.cancel_scope.shield = True
                 loop._attach(tasks_nursery)
-                await loop_nursery.start(loop._main_task)
+                # No checkpoint between here and the try below: from now on every way out
+                # (a KeyboardInterrupt included) goes through the shutdown that stops the
+                # loop task (see TrioEventLoop._main_task).
+                loop._mark_running()
+                loop_nursery.start_soon(loop._main_task)
                 try:
                     # The body runs inside the shield too; forward a cancellation of the
                     # surrounding scopes into it.

@@ -33,6 +33,7 @@ import trio
 from _asyncio import _set_running_loop as _c_set_running_loop
 from sniffio import thread_local as _sniffio_thread_local
 
+from . import _fork
 from ._base import (
     _GLOBAL_RUN_CONTEXT,
     _IDLE,
@@ -250,6 +251,31 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         # with a warning at some later garbage collection.
         _abandoned_fibers.append(fiber)  # type: ignore[arg-type]
 
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._poller = None  # it polled the parent's poller fd
+        if self._fiber is None:
+            return
+        if current_fiber() is self._fiber:
+            # Forked from inside this loop's run: finish the run without Trio; the fiber is
+            # forgotten when it suspends (_switch). The code running now sees no Trio run
+            # and so no running loop, as on stock asyncio (3.12+) after a fork.
+            self._trio_inherited = True
+            _GLOBAL_RUN_CONTEXT.__dict__.clear()
+        else:
+            self._forget_inherited_fiber()
+
+    def _forget_inherited_fiber(self) -> None:
+        """Drop a Trio run inherited across fork() without ever resuming it (see _fork)."""
+        fiber, self._fiber = self._fiber, None
+        self._fiber_state = ThreadStateSlot()
+        self._nursery = None
+        self._trio_runner = None
+        self._trio_token = None
+        self._trio_inherited = False
+        if fiber is not None:
+            _fork.keep_inherited_fiber(fiber)
+
     def _start_fiber(self) -> None:
         fiber = Fiber(_TrioSide(self).fiber_main)
         self._fiber = fiber
@@ -268,6 +294,8 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         finally:
             self._caller_state = None
             switch_out_of(self._fiber_state, caller)
+            if self._trio_inherited:
+                self._forget_inherited_fiber()
 
     # SIGINT is the one signal whose handler differs between the caller and the fiber
     # (Trio's KeyboardInterrupt handler), and is swapped around every switch. A SIGINT
@@ -362,6 +390,7 @@ class _TrioSide:
                     if loop is None:
                         break
                     await self.run_once(loop)
+                    self.take_pending_interrupt(loop)
                     del loop
                     request = suspend(None)
             finally:
@@ -374,13 +403,33 @@ class _TrioSide:
                 nursery.cancel_scope.cancel()
 
     @staticmethod
+    def take_pending_interrupt(loop: SyncTrioEventLoop) -> None:
+        """Deliver a Ctrl-C that Trio has not handed to this task yet with this run.
+
+        Trio delivers a SIGINT that arrives while its own code runs to the main task at that
+        task's next checkpoint. The run is about to be frozen until the next ``run_*`` (or
+        ``close()``), so the interrupt would come out of that later call: end this one with
+        it instead, as a SIGINT during a stock loop's run ends that run.
+        """
+        runner = getattr(_GLOBAL_RUN_CONTEXT, "runner", None)
+        if runner is None or not runner.ki_pending:  # no runner: inherited across fork()
+            return
+        runner.ki_pending = False
+        interrupt = KeyboardInterrupt()
+        previous = loop._run_outcome
+        if isinstance(previous, outcome.Error):
+            interrupt.__context__ = previous.error
+        loop._run_outcome = outcome.Error(interrupt)
+
+    @staticmethod
     async def run_once(loop: SyncTrioEventLoop) -> None:
         token = current_loop.set(loop)
         loop._stopped_event = trio.Event()
         try:
             result = await outcome.acapture(loop._drive, False)
         finally:
-            loop._stopped_event.set()
+            if not loop._trio_inherited:  # else Trio is gone: see _fork
+                loop._stopped_event.set()
             current_loop.reset(token)
         if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
             error = RuntimeError("the sync loop's Trio run was cancelled")

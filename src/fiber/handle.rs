@@ -66,37 +66,66 @@ impl Owner {
 /// Choose the stack size and the starting recursion depths of a fiber.
 ///
 /// The stack must hold every recursion level the interpreter will allow before it raises
-/// RecursionError, so either the stack grows with the budget (default size) or, for an
-/// explicit small size, the fiber starts deeper so that RecursionError comes before the
-/// guard page. On 3.11 (`c_limit` is `None`) the budget is the Python recursion limit,
-/// which counts C-mediated recursion too. From 3.12 the C stack is guarded by the fixed
-/// C-recursion budget alone, and Python recursion starts at 0 as on a new thread.
+/// RecursionError. The default size is a large reservation ([`DEFAULT_STACK_SIZE`], only
+/// address space until touched) that holds any budget up to ~500,000 levels on 3.11, so a
+/// recursion limit raised later, even while the fiber runs, still finds room; a larger
+/// budget grows it. An explicit small size makes the fiber start deeper instead (see
+/// [`start_depth`]). On 3.11 (`c_limit` is `None`) the budget is the Python recursion
+/// limit, which counts C-mediated recursion too. From 3.12 the C stack is guarded by the
+/// fixed C-recursion budget alone, and Python recursion starts at 0 as on a new thread.
 pub(crate) fn stack_plan(
     requested: Option<usize>,
     limit: i32,
     c_limit: Option<i32>,
 ) -> (usize, StartDepth) {
+    let size = requested.unwrap_or_else(|| DEFAULT_STACK_SIZE.max(needed_size(limit, c_limit)));
+    (size, start_depth(size, limit, c_limit))
+}
+
+/// Recursion levels the interpreter allows and the C stack budgeted for each.
+fn budget(limit: i32, c_limit: Option<i32>) -> (usize, usize) {
     let (levels, per_level) = match c_limit {
         None => (limit, BYTES_PER_LEVEL),
         Some(c) => (c, BYTES_PER_C_LEVEL),
     };
-    let levels = usize::try_from(levels.max(1)).unwrap_or(1);
-    let size = requested.unwrap_or_else(|| {
-        // Keep the advertised 2 MiB for the default 3.11 limit (the fiber then starts a few
-        // dozen levels deep); grow the reservation for larger budgets.
-        if c_limit.is_none() && levels <= 1000 {
-            DEFAULT_STACK_SIZE
-        } else {
-            DEFAULT_STACK_SIZE.max(levels * per_level + RESERVE)
-        }
-    });
-    let budget = size.saturating_sub(RESERVE) / per_level;
-    let depth = i32::try_from(levels.saturating_sub(budget)).unwrap_or(i32::MAX);
-    let start = match c_limit {
-        None => StartDepth { py: depth, c: 0 },
-        Some(_) => StartDepth { py: 0, c: depth },
-    };
-    (size, start)
+    (usize::try_from(levels.max(1)).unwrap_or(1), per_level)
+}
+
+/// The smallest stack on which the whole recursion budget fits, with the frame credit.
+pub(crate) fn needed_size(limit: i32, c_limit: Option<i32>) -> usize {
+    let (levels, per_level) = budget(limit, c_limit);
+    levels
+        .saturating_add(FRAME_CREDIT as usize)
+        .saturating_mul(per_level)
+        .saturating_add(RESERVE)
+}
+
+/// Python recursion levels a fiber with room to spare starts *below* zero: the frames a
+/// fiber's host puts under the code it runs (the sync loop: `trio.run`, Trio's run loop, the
+/// loop task and its driver, nine frames) are not charged to that code, so a coroutine in the
+/// fiber can recurse at least as deep as on a stock loop run from a script's top level.
+pub(crate) const FRAME_CREDIT: i32 = 16;
+
+/// The recursion depths a fiber with a `size`-byte stack starts at: `-FRAME_CREDIT` when
+/// the budget (plus the credit) fits, deeper by the levels that do not, so that
+/// RecursionError comes before the guard.
+pub(crate) fn start_depth(size: usize, limit: i32, c_limit: Option<i32>) -> StartDepth {
+    let (levels, per_level) = budget(limit, c_limit);
+    let fits = size.saturating_sub(RESERVE) / per_level;
+    let short = |levels: usize| i64::try_from(levels).unwrap_or(i64::MAX) - fits as i64;
+    let clamp = |d: i64, floor: i32| i32::try_from(d.max(i64::from(floor))).unwrap_or(i32::MAX);
+    match c_limit {
+        None => StartDepth {
+            py: clamp(short(levels), -FRAME_CREDIT),
+            c: 0,
+        },
+        // Python recursion no longer uses the C stack: only the C budget (with the same
+        // credit for the host's frames, which count as C levels too) must fit.
+        Some(_) => StartDepth {
+            py: -FRAME_CREDIT,
+            c: clamp(short(levels), -FRAME_CREDIT),
+        },
+    }
 }
 
 /// A stackful coroutine running Python code on its own C stack.
@@ -226,14 +255,25 @@ impl Fiber {
         };
         // SAFETY: GIL held; reads the interpreter's recursion limit.
         let limit = unsafe { pyo3::ffi::Py_GetRecursionLimit() };
-        let (size, depth) = stack_plan(self.stack_size, limit, state::c_recursion_limit());
-        let stack = match stack::acquire(size) {
+        let c_limit = state::c_recursion_limit();
+        let (size, _) = stack_plan(self.stack_size, limit, c_limit);
+        let acquired = stack::acquire(size).or_else(|e| match self.stack_size {
+            // The default reservation was refused (`ulimit -v`, strict overcommit): take
+            // what the budget needs, at least a thread's default.
+            None if e.raw_os_error() == Some(libc::ENOMEM) => {
+                stack::acquire(stack::FALLBACK_STACK_SIZE.max(needed_size(limit, c_limit)))
+                    .or_else(|_| stack::acquire(stack::FALLBACK_STACK_SIZE))
+            }
+            _ => Err(e),
+        });
+        let stack = match acquired {
             Ok(s) => s,
             Err(source) => {
                 *self.entry.borrow_mut() = Some(entry);
                 return Err(FiberError::Stack { size, source });
             }
         };
+        let depth = start_depth(stack.size(), limit, c_limit);
         // SAFETY: GIL held; returns a new reference or NULL with an exception set.
         let ctx = unsafe { pyo3::ffi::PyContext_CopyCurrent() };
         if ctx.is_null() {
@@ -434,15 +474,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_stack_grows_with_recursion_limit() {
+    fn default_stack_holds_large_limits_from_depth_zero() {
+        // A thread starts at depth 0; so does a fiber, with room for a much raised limit.
         let (size, depth) = stack_plan(None, 1000, None);
         assert_eq!(size, DEFAULT_STACK_SIZE);
-        let budget = (DEFAULT_STACK_SIZE - RESERVE) / BYTES_PER_LEVEL;
-        assert_eq!(depth.py, 1000 - budget as i32);
-        assert!((0..100).contains(&depth.py));
-        let (size, depth) = stack_plan(None, 10_000, None);
-        assert!(size >= 10_000 * BYTES_PER_LEVEL + RESERVE);
-        assert_eq!(depth.py, 0);
+        assert_eq!(depth.py, -FRAME_CREDIT);
+        const { assert!((DEFAULT_STACK_SIZE - RESERVE) / BYTES_PER_LEVEL >= 500_000) };
+        let (size, depth) = stack_plan(None, 100_000, None);
+        assert_eq!((size, depth.py), (DEFAULT_STACK_SIZE, -FRAME_CREDIT));
+        // Beyond the reservation it grows with the limit.
+        let (size, depth) = stack_plan(None, 1_000_000, None);
+        assert!(size >= 1_000_000 * BYTES_PER_LEVEL + RESERVE);
+        assert_eq!(depth.py, -FRAME_CREDIT);
+    }
+
+    #[test]
+    fn a_refused_reservation_falls_back_to_a_deeper_start() {
+        let size = stack::FALLBACK_STACK_SIZE;
+        let fits = (size - RESERVE) / BYTES_PER_LEVEL;
+        assert_eq!(start_depth(size, 100_000, None).py, 100_000 - fits as i32);
+        assert_eq!(start_depth(size, 1000, None).py, -FRAME_CREDIT);
+        // The credit only uses room the stack has.
+        let (levels, _) = budget(1000, None);
+        let snug = RESERVE + (levels + 5) * BYTES_PER_LEVEL;
+        assert_eq!(start_depth(snug, 1000, None).py, -5);
     }
 
     #[test]
@@ -456,14 +511,26 @@ mod tests {
 
     #[test]
     fn c_budget_plans_the_stack_from_3_12() {
-        // The default stack holds the whole C budget; Python recursion starts at 0.
+        // The default stack holds the whole C budget and the host's frames' credit.
         let (size, depth) = stack_plan(None, 1000, Some(10_000));
         assert!(size >= 10_000 * BYTES_PER_C_LEVEL + RESERVE);
-        assert_eq!(depth, StartDepth { py: 0, c: 0 });
+        assert_eq!(
+            depth,
+            StartDepth {
+                py: -FRAME_CREDIT,
+                c: -FRAME_CREDIT
+            }
+        );
         // A raised Python limit changes nothing: it no longer guards the C stack.
         assert_eq!(stack_plan(None, 100_000, Some(10_000)).0, size);
         // An explicit small stack starts deeper in C recursion only.
         let (_, depth) = stack_plan(Some(RESERVE + 100 * BYTES_PER_C_LEVEL), 1000, Some(1500));
-        assert_eq!(depth, StartDepth { py: 0, c: 1400 });
+        assert_eq!(
+            depth,
+            StartDepth {
+                py: -FRAME_CREDIT,
+                c: 1400
+            }
+        );
     }
 }

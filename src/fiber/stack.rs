@@ -13,9 +13,19 @@
 //! three syscalls per fiber and keeps the number of mappings (two per stack; Linux allows
 //! 65,530 by default) proportional to live fibers, not to fibers ever created.
 //!
-//! Pages are committed by the kernel on first touch (`MAP_NORESERVE`), so a 2 MiB stack costs
-//! the few pages CPython actually uses. A stack returned to the pool keeps its touched pages;
-//! the pool is capped at [`POOL_CAP`] stacks per thread.
+//! Why so large by default ([`DEFAULT_STACK_SIZE`], 1 GiB of address space): on CPython 3.11
+//! the recursion limit is the only thing between deep C-mediated recursion (every `await`
+//! level is a nested C call of the eval loop) and the end of the stack, and a program may
+//! raise it at any time, also while the fiber runs. A thread's 8 MiB would hold ~30,000
+//! `await` levels; 1 GiB holds any limit up to ~500,000 at the 2 KiB per level we budget
+//! (design/fibers.md, "Stacks"). Like a thread stack it is only address space: pages are
+//! committed by the kernel on first touch (`MAP_NORESERVE`), so a fiber costs the few pages
+//! CPython actually uses. Where the kernel refuses such a reservation (`ulimit -v`, strict
+//! overcommit) a smaller one is used and the fiber starts deeper instead (`handle.rs`).
+//!
+//! A stack returned to the pool keeps its top [`KEEP_HOT`] committed; deeper pages are
+//! given back ([`FiberStack::trim`]), so one deep recursion does not pin its memory for the
+//! life of the thread. The pool is capped at [`POOL_CAP`] stacks per thread.
 
 use std::cell::RefCell;
 use std::io;
@@ -25,8 +35,17 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use corosensei::stack::{Stack, StackPointer};
 
-/// Default usable size of a fiber stack (reserved, not committed).
-pub(crate) const DEFAULT_STACK_SIZE: usize = 2 * 1024 * 1024;
+/// Default usable size of a fiber stack (address space reserved, committed on first touch).
+pub(crate) const DEFAULT_STACK_SIZE: usize = 1 << 30;
+/// Usable size tried when the kernel refuses [`DEFAULT_STACK_SIZE`] (a thread's default).
+pub(crate) const FALLBACK_STACK_SIZE: usize = 8 << 20;
+/// Top part of a pooled stack left committed (what a typical fiber touches, and more).
+pub(crate) const KEEP_HOT: usize = 256 * 1024;
+/// Pattern written below the hot top of a stack to see whether a fiber went deeper.
+const MARK: u64 = 0x5afe_57ac_c0de_f1b3;
+/// Marks per stack and their spacing: one 4 KiB window (one committed page per stack).
+const MARK_WORDS: usize = 16;
+const MARK_STRIDE: usize = 256;
 /// Size of the inaccessible region below each stack.
 pub(crate) const GUARD_SIZE: usize = 64 * 1024;
 /// Smallest usable size accepted (corosensei needs 4 KiB; CPython needs much more).
@@ -92,13 +111,67 @@ impl FiberStack {
         if rc != 0 {
             return Err(io::Error::last_os_error()); // `stack` unmaps on drop
         }
+        stack.arm();
         Ok(stack)
     }
 
     /// Usable bytes (excluding the guard).
-    #[cfg(test)]
     pub(crate) fn size(&self) -> usize {
         self.size
+    }
+
+    /// The [`MARK_WORDS`] words, [`MARK_STRIDE`] bytes apart, of the 4 KiB window just below
+    /// the top [`KEEP_HOT`] bytes, or `None` if the stack is not larger than that.
+    fn marks(&self) -> Option<impl Iterator<Item = *mut u64>> {
+        if self.size < KEEP_HOT + MARK_STRIDE * MARK_WORDS {
+            return None;
+        }
+        let window = self.map.as_ptr() as usize + self.len - KEEP_HOT - MARK_STRIDE * MARK_WORDS;
+        Some((0..MARK_WORDS).map(move |i| (window + i * MARK_STRIDE) as *mut u64))
+    }
+
+    /// Write the marks that tell whether the stack was ever used below its hot top.
+    fn arm(&self) {
+        for p in self.marks().into_iter().flatten() {
+            // SAFETY: `p` is 8-byte aligned (page-aligned window, stride a multiple of 8) and
+            // inside the read/write part of the mapping; no coroutine runs on the stack.
+            unsafe { p.write(MARK) };
+        }
+    }
+
+    /// Whether a fiber used the stack below its hot top since [`arm`](Self::arm): any frame
+    /// that passed the marks' window overwrote some of them (a miss only skips a trim).
+    fn used_deep(&self) -> bool {
+        // SAFETY: as in `arm`; reading our own mapping.
+        self.marks()
+            .into_iter()
+            .flatten()
+            .any(|p| unsafe { p.read() } != MARK)
+    }
+
+    /// Give the pages below the top [`KEEP_HOT`] bytes back to the kernel (they read as
+    /// zeros when touched again) if a fiber used them. Only for a stack nothing runs on.
+    ///
+    /// The check costs a few loads; `madvise` over the whole reservation costs ~15 us (TLB
+    /// flush), so it runs only after a deep recursion, not on every fiber finish.
+    fn trim(&self) {
+        if !self.used_deep() {
+            return;
+        }
+        let Some(cold) = self.size.checked_sub(KEEP_HOT).filter(|&c| c > 0) else {
+            return;
+        };
+        // SAFETY: [map + GUARD_SIZE, map + GUARD_SIZE + cold) is inside the read/write part
+        // of this mapping, and no coroutine runs on the stack (it is being pooled), so no
+        // live data is discarded. MADV_DONTNEED on private anonymous memory only drops pages.
+        unsafe {
+            libc::madvise(
+                self.map.as_ptr().add(GUARD_SIZE).cast(),
+                cold,
+                libc::MADV_DONTNEED,
+            );
+        }
+        self.arm();
     }
 }
 
@@ -166,6 +239,7 @@ pub(crate) fn release(stack: FiberStack) {
     let _ = POOL.try_with(move |p| {
         let mut p = p.borrow_mut();
         if p.free.len() < POOL_CAP {
+            stack.trim();
             POOLED.fetch_add(1, Relaxed);
             p.free.push(stack);
         }
@@ -208,6 +282,32 @@ mod tests {
         assert_eq!(c.size(), DEFAULT_STACK_SIZE * 2);
         release(b);
         release(c);
+    }
+
+    #[test]
+    fn pooled_stack_keeps_only_its_top_committed() {
+        let s = FiberStack::new(4 * KEEP_HOT).unwrap();
+        let lo = (s.limit().get() + GUARD_SIZE) as *mut u8;
+        let hi = (s.base().get() - 1) as *mut u8;
+        // SAFETY: both addresses are inside the PROT_READ|WRITE part of the mapping.
+        unsafe {
+            lo.write(1);
+            hi.write(2);
+        }
+        s.trim();
+        // SAFETY: as above. The marks were not touched: nothing was given back.
+        unsafe { assert_eq!(lo.read(), 1) };
+        let mid = (s.base().get() - KEEP_HOT - MARK_STRIDE) as *mut u8;
+        // SAFETY: inside the read/write part (below the hot top, in the marks' window).
+        unsafe { mid.write(3) };
+        assert!(s.used_deep());
+        s.trim();
+        // SAFETY: as above; trimmed pages read back as zeros, the hot top is kept.
+        unsafe {
+            assert_eq!(lo.read(), 0);
+            assert_eq!(hi.read(), 2);
+        }
+        assert!(!s.used_deep());
     }
 
     #[test]

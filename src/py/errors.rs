@@ -31,7 +31,7 @@ impl From<FiberError> for PyErr {
 // Scheduler errors (branch `sched`): each maps to the exception stock asyncio raises.
 // ---------------------------------------------------------------------------------------
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyValueError};
 
 use crate::errors::SchedulerError;
 
@@ -42,6 +42,7 @@ impl From<SchedulerError> for PyErr {
                 PyRuntimeError::new_err(e.to_string())
             }
             SchedulerError::InvalidFd(_) => PyValueError::new_err(e.to_string()),
+            SchedulerError::FdTooLarge => PyOverflowError::new_err(e.to_string()),
             // OSError(errno, strerror) picks the errno's subclass (PermissionError, ...),
             // as the selector modules do.
             SchedulerError::Io(io) => match io.raw_os_error() {

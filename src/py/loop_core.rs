@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 use pyo3::PyTraverseError;
 
 use super::asyncio_refs;
@@ -188,11 +188,27 @@ fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// The TypeError CPython raises for an unexpected keyword argument, naming the asyncio
+/// method (`BaseEventLoop.call_soon()`) rather than this class.
+fn reject_keywords(method: &str, kwargs: Option<Bound<'_, PyDict>>) -> PyResult<()> {
+    match kwargs.and_then(|k| k.keys().iter().next()) {
+        None => Ok(()),
+        Some(key) => Err(PyTypeError::new_err(format!(
+            "BaseEventLoop.{method}() got an unexpected keyword argument '{key}'"
+        ))),
+    }
+}
+
 /// `selectors._fileobj_to_fd`: an int, or an object with `fileno()`.
 fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
     let py = obj.py();
     let fd: i64 = if obj.is_instance_of::<PyInt>() {
-        obj.extract()?
+        match obj.extract() {
+            Ok(fd) => fd,
+            // Beyond i64: a huge negative one is invalid, a huge positive one overflows.
+            Err(_) if obj.lt(0)? => return Err(SchedulerError::InvalidFd(obj.to_string()).into()),
+            Err(_) => return Err(SchedulerError::FdTooLarge.into()),
+        }
     } else {
         let r = obj
             .call_method0("fileno")
@@ -211,9 +227,9 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
         }
     };
     if fd < 0 {
-        return Err(SchedulerError::InvalidFd(fd).into());
+        return Err(SchedulerError::InvalidFd(fd.to_string()).into());
     }
-    i32::try_from(fd).map_err(|_| SchedulerError::Io(std::io::Error::from_raw_os_error(libc::EBADF)).into())
+    i32::try_from(fd).map_err(|_| SchedulerError::FdTooLarge.into())
 }
 
 impl LoopCore {
@@ -535,7 +551,13 @@ impl LoopCore {
         if self.closed.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let Ok(fd) = fd_of(fd) else { return Ok(false) };
+        // As the selectors' get_key: an invalid fd (negative, not a file object) raises; one
+        // too large for a C int is simply not registered.
+        let fd = match fd_of(fd) {
+            Ok(fd) => fd,
+            Err(e) if e.is_instance_of::<PyOverflowError>(py) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         let prev = self.state.with(py, |s| s.reactor.as_mut().and_then(|r| r.remove(fd, dir)));
         self.waker.notify();
         match prev {
@@ -707,13 +729,15 @@ impl LoopCore {
     // ===================================================================================
 
     /// Arrange for `callback(*args)` to be called soon (FIFO).
-    #[pyo3(signature = (callback, *args, context = None))]
+    #[pyo3(signature = (callback, *args, context = None, **kwargs))]
     fn call_soon(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
+        kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<Handle>> {
+        reject_keywords("call_soon", kwargs)?;
         let core = slf.get();
         core.check_closed()?;
         if core.debug() {
@@ -726,13 +750,15 @@ impl LoopCore {
     }
 
     /// Like `call_soon()`, but thread-safe.
-    #[pyo3(signature = (callback, *args, context = None))]
+    #[pyo3(signature = (callback, *args, context = None, **kwargs))]
     fn call_soon_threadsafe(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
+        kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<Handle>> {
+        reject_keywords("call_soon_threadsafe", kwargs)?;
         let core = slf.get();
         core.check_closed()?;
         if core.debug() {
@@ -744,31 +770,42 @@ impl LoopCore {
     }
 
     /// Arrange for `callback(*args)` to be called `delay` seconds from now.
-    #[pyo3(signature = (delay, callback, *args, context = None))]
+    #[pyo3(signature = (delay, callback, *args, context = None, **kwargs))]
     fn call_later(
         slf: &Bound<'_, Self>,
         delay: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
+        kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<Handle>> {
+        reject_keywords("call_later", kwargs)?;
         if delay.is_none() {
             return Err(PyTypeError::new_err("delay must not be None"));
         }
-        let delay: f64 = delay.extract()?;
-        let when = slf.get().now(slf.py())? + delay;
+        let now = slf.get().now(slf.py())?;
+        let when = if delay.is_exact_instance_of::<PyFloat>() || delay.is_exact_instance_of::<PyInt>() {
+            now + delay.extract::<f64>()?
+        } else {
+            // Stock asyncio computes `self.time() + delay`: the same operation gives the same
+            // result and error for every other type (Fraction works, Decimal and objects
+            // that only define __float__ raise TypeError).
+            PyFloat::new(slf.py(), now).add(&delay)?.extract::<f64>()?
+        };
         LoopCore::schedule_at(slf, when, callback, args, context)
     }
 
     /// Like `call_later()`, but uses an absolute time (in `time()`'s reference).
-    #[pyo3(signature = (when, callback, *args, context = None))]
+    #[pyo3(signature = (when, callback, *args, context = None, **kwargs))]
     fn call_at(
         slf: &Bound<'_, Self>,
         when: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
+        kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<Handle>> {
+        reject_keywords("call_at", kwargs)?;
         if when.is_none() {
             return Err(PyTypeError::new_err("when cannot be None"));
         }
@@ -916,6 +953,39 @@ impl LoopCore {
         self.closed.store(true, Ordering::SeqCst);
         let leftovers = self.take_everything(py);
         drop(leftovers);
+    }
+
+    /// In a child process after `fork()`: give the core kernel objects of its own. The
+    /// poller and the wake fd are shared with the parent (an epoll instance is one kernel
+    /// object whichever process holds it), so every registration change the child made
+    /// through them would change the parent's loop. A new poller gets the same fd
+    /// registrations; the inherited fds are only closed, never deregistered.
+    fn _renew_after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.waker.renew().map_err(SchedulerError::from)?;
+        let mut fresh = Reactor::new(self.waker.raw_fd()).map_err(SchedulerError::from)?;
+        type Regs = Vec<(i32, Option<Py<Handle>>, Option<Py<Handle>>)>;
+        let regs: Regs = self.state.with(py, |s| match s.reactor.as_ref() {
+                Some(r) => r
+                    .iter()
+                    .map(|(fd, rd, wr)| (fd, rd.map(|h| h.clone_ref(py)), wr.map(|h| h.clone_ref(py))))
+                    .collect(),
+                None => Vec::new(),
+            });
+        for (fd, rd, wr) in regs {
+            for (dir, h) in [(Direction::Read, rd), (Direction::Write, wr)] {
+                if let Some(h) = h {
+                    // An fd the kernel refuses now (closed since) is dropped, as a closed fd's
+                    // registration is by the kernel.
+                    let _ = fresh.add(fd, dir, h);
+                }
+            }
+        }
+        let old = self.state.with(py, |s| s.reactor.replace(fresh));
+        drop(old); // closes the child's copy of the old poller fd only
+        Ok(())
     }
 
     fn _core_closed(&self) -> bool {

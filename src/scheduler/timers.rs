@@ -70,7 +70,11 @@ impl<T> Default for TimerHeap<T> {
 }
 
 impl<T: Cancellable> TimerHeap<T> {
+    /// Add a timer due at `when`. A NaN deadline is due at once (stock asyncio runs such a
+    /// timer on its next iteration: `nan >= end_time` is false there), ahead of every other
+    /// timer; the order of the others is unaffected.
     pub(crate) fn push(&mut self, when: f64, item: T) {
+        let when = if when.is_nan() { f64::NEG_INFINITY } else { when };
         let seq = self.next_seq;
         self.next_seq += 1;
         self.heap.push(Entry { when, seq, item });
@@ -145,7 +149,6 @@ impl<T: Cancellable> TimerHeap<T> {
         let due = |when: f64| when.partial_cmp(&limit) == Some(Ordering::Less);
         let mut popped = 0usize;
         while let Some(top) = self.heap.peek() {
-            // `when < limit` is false for NaN too: a NaN deadline never fires.
             if !due(top.when) {
                 return;
             }
@@ -212,6 +215,17 @@ mod tests {
         let mut out = vec![];
         h.drain_due(limit, |x| out.push(x.0));
         out
+    }
+
+    #[test]
+    fn nan_deadline_is_due_at_once_and_keeps_the_others_in_order() {
+        let mut h = TimerHeap::default();
+        h.push(2.0, t(0));
+        h.push(f64::NAN, t(1));
+        h.push(1.0, t(2));
+        assert_eq!(h.peek_when(), Some(f64::NEG_INFINITY));
+        assert_eq!(drain(&mut h, 0.0), vec![1]);
+        assert_eq!(drain(&mut h, 10.0), vec![2, 0]);
     }
 
     #[test]

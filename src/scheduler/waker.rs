@@ -50,6 +50,20 @@ impl Waker {
         })
     }
 
+    /// Replace the wake fd with a new one (in a child process after `fork()`: the inherited
+    /// fd is the parent's kernel object too, and waking through it would wake the parent).
+    /// The old fd is only closed, which leaves the parent's copy alone. A closed waker
+    /// stays closed.
+    pub(crate) fn renew(&self) -> io::Result<()> {
+        let mut guard = self.fd.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_some() {
+            *guard = Some(sys::Waker::new()?);
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+        self.pending.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn with_fd<R>(&self, f: impl FnOnce(&sys::Waker) -> R) -> Option<R> {
         let guard = self.fd.lock().unwrap_or_else(|e| e.into_inner());
         guard.as_ref().map(f)
