@@ -186,3 +186,48 @@ def test_no_current_loop_warning_names_the_callers_line(user_policy: bool) -> No
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[('DeprecationWarning', '<string>')]"
+
+
+_FORK_CHILD_LOOP = textwrap.dedent(
+    """
+    import asyncio, os, sys, warnings
+    if sys.argv[1] == "ours":
+        import trio_asyncio
+    async def main():
+        loop = asyncio.get_running_loop()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                with warnings.catch_warnings(record=True) as ws:
+                    warnings.simplefilter("always")
+                    child = asyncio.get_event_loop_policy().get_event_loop()
+                kinds = sorted({x.category.__name__ for x in ws})
+                os.write(w, f"new={child is not loop} warned={kinds}".encode())
+            except BaseException as e:
+                os.write(w, b"ERROR " + ascii(e).encode())
+            finally:
+                os._exit(0)
+        print(os.read(r, 200).decode())
+        os.waitpid(pid, 0)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(main())
+    loop.close()
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork")
+def test_forked_child_forgets_the_current_loop_as_stock_does() -> None:
+    # From 3.12 asyncio's at-fork hook resets the current loop: a forked child's
+    # get_event_loop() warns and makes a new loop (3.11 keeps the inherited one).
+    def run(side: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", _FORK_CHILD_LOOP, side], capture_output=True, text=True,
+            check=True, timeout=60,
+        ).stdout.strip()
+
+    stock = run("stock")
+    assert stock == ("new=True warned=['DeprecationWarning']" if PY312 else "new=False warned=[]")
+    assert run("ours") == stock

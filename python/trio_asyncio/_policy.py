@@ -17,6 +17,7 @@ Every private name used is listed in design/loops.md.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from asyncio import events
 from contextvars import ContextVar
@@ -26,6 +27,7 @@ import trio
 
 from ._context import current_loop
 from ._sync import SYNC_LOOP_TASK_NAME, SyncTrioEventLoop
+from ._versions import PY312
 
 _RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
 
@@ -130,6 +132,22 @@ current_policy: ContextVar[TrioPolicy] = ContextVar("trio_aio_policy", default=_
 def _outside_policy() -> asyncio.AbstractEventLoopPolicy:
     user = _user.policy
     return user if user is not None else _sync_loop_policy
+
+
+def _forget_current_loop_in_child() -> None:
+    """In a forked child, forget the inherited current loop, as asyncio does from 3.12.
+
+    asyncio's own at-fork hook resets the thread-local state of the global policy, which is
+    our :class:`TrioPolicy`; the current loop outside Trio is held by the policy
+    :func:`_outside_policy` names, so that one is reset too (3.11's asyncio resets nothing).
+    """
+    policy = _outside_policy()
+    if isinstance(policy, events.BaseDefaultEventLoopPolicy):
+        policy._local = events.BaseDefaultEventLoopPolicy._Local()  # type: ignore[attr-defined]
+
+
+if PY312 and hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_current_loop_in_child)
 
 
 def get_event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
