@@ -32,7 +32,12 @@ fn refuse_unsupported(config: &pyo3_build_config::InterpreterConfig) {
     let v = config.version();
     let supported = "CPython 3.11, 3.12 and 3.13 with the GIL";
     let problem = if config.implementation() != pyo3_build_config::PythonImplementation::CPython {
-        Some(format!("{} {}.{}", config.implementation(), v.major, v.minor))
+        Some(format!(
+            "{} {}.{}",
+            config.implementation(),
+            v.major,
+            v.minor
+        ))
     } else if v.major != 3 || !SUPPORTED_MINORS.contains(&v.minor) {
         Some(format!("CPython {}.{}", v.major, v.minor))
     } else if config.is_free_threaded() {

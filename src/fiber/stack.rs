@@ -142,11 +142,11 @@ impl FiberStack {
     /// Whether a fiber used the stack below its hot top since [`arm`](Self::arm): any frame
     /// that passed the marks' window overwrote some of them (a miss only skips a trim).
     fn used_deep(&self) -> bool {
-        // SAFETY: as in `arm`; reading our own mapping.
-        self.marks()
-            .into_iter()
-            .flatten()
-            .any(|p| unsafe { p.read() } != MARK)
+        self.marks().into_iter().flatten().any(|p| {
+            // SAFETY: as in `arm`; reading our own mapping.
+            let word = unsafe { p.read() };
+            word != MARK
+        })
     }
 
     /// Give the pages below the top [`KEEP_HOT`] bytes back to the kernel (they read as

@@ -49,7 +49,10 @@ impl Drop for ResetOnDrop<'_> {
 
 impl<T> GilCell<T> {
     pub(crate) fn new(value: T) -> GilCell<T> {
-        GilCell { value: UnsafeCell::new(value), borrowed: Cell::new(false) }
+        GilCell {
+            value: UnsafeCell::new(value),
+            borrowed: Cell::new(false),
+        }
     }
 
     /// Run `f` with exclusive access to the value. `f` must not run Python code (see the

@@ -37,7 +37,13 @@ pub(crate) struct HandleData {
 }
 
 /// Object returned by callback registration methods (asyncio-flavoured).
-#[pyclass(module = "trio_asyncio._engine", name = "Handle", subclass, frozen, weakref)]
+#[pyclass(
+    module = "trio_asyncio._engine",
+    name = "Handle",
+    subclass,
+    frozen,
+    weakref
+)]
 pub struct Handle {
     pub(crate) data: GilCell<HandleData>,
     pub(crate) cancelled: AtomicBool,
@@ -70,7 +76,11 @@ impl Handle {
     }
 
     /// Allocate a `Handle` (or a `TimerHandle` if `when` is given) as a `Py<Handle>`.
-    pub(crate) fn create(py: Python<'_>, data: HandleData, when: Option<f64>) -> PyResult<Py<Handle>> {
+    pub(crate) fn create(
+        py: Python<'_>,
+        data: HandleData,
+        when: Option<f64>,
+    ) -> PyResult<Py<Handle>> {
         let h = Handle::new_raw(data, when);
         if when.is_some() {
             let init = PyClassInitializer::from(h).add_subclass(TimerHandle);
@@ -80,20 +90,31 @@ impl Handle {
         }
     }
 
-    fn get_field(&self, py: Python<'_>, f: impl FnOnce(&HandleData) -> Option<&Py<PyAny>>) -> Py<PyAny> {
+    fn get_field(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&HandleData) -> Option<&Py<PyAny>>,
+    ) -> Py<PyAny> {
         self.data
             .with(py, |d| f(d).map(|o| o.clone_ref(py)))
             .unwrap_or_else(|| py.None())
     }
 
-    fn set_field(&self, py: Python<'_>, value: Option<Py<PyAny>>, f: impl FnOnce(&mut HandleData) -> &mut Option<Py<PyAny>>) {
+    fn set_field(
+        &self,
+        py: Python<'_>,
+        value: Option<Py<PyAny>>,
+        f: impl FnOnce(&mut HandleData) -> &mut Option<Py<PyAny>>,
+    ) {
         let value = value.filter(|v| !v.is_none(py));
         let old = self.data.with(py, |d| std::mem::replace(f(d), value));
         drop(old);
     }
 
     fn loop_debug(&self, py: Python<'_>) -> bool {
-        self.data.with(py, |d| d.loop_.as_ref().map(|l| l.get().debug())).unwrap_or(false)
+        self.data
+            .with(py, |d| d.loop_.as_ref().map(|l| l.get().debug()))
+            .unwrap_or(false)
     }
 }
 
@@ -105,7 +126,9 @@ pub(crate) fn cancel_handle(h: &Bound<'_, Handle>) -> PyResult<()> {
         return Ok(());
     }
     if hd.is_timer && hd.scheduled.load(Ordering::Relaxed) {
-        let lp = hd.data.with(py, |d| d.loop_.as_ref().map(|l| l.clone_ref(py)));
+        let lp = hd
+            .data
+            .with(py, |d| d.loop_.as_ref().map(|l| l.clone_ref(py)));
         if let Some(lp) = lp {
             lp.get().timer_cancelled(py);
         }
@@ -124,7 +147,10 @@ pub(crate) fn cancel_handle(h: &Bound<'_, Handle>) -> PyResult<()> {
 fn handle_repr<'py>(h: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyString>> {
     let py = h.py();
     let hd = h.get();
-    if let Some(r) = hd.data.with(py, |d| d.repr.as_ref().map(|r| r.clone_ref(py))) {
+    if let Some(r) = hd
+        .data
+        .with(py, |d| d.repr.as_ref().map(|r| r.clone_ref(py)))
+    {
         return r.into_bound(py).str();
     }
     let mut info: Vec<String> = vec![h.get_type().name()?.to_string()];
@@ -148,7 +174,11 @@ fn handle_repr<'py>(h: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyString>> {
         let tb = tb.into_bound(py);
         if tb.is_truthy()? {
             let frame = tb.get_item(-1)?;
-            info.push(format!("created at {}:{}", frame.get_item(0)?.str()?, frame.get_item(1)?.str()?));
+            info.push(format!(
+                "created at {}:{}",
+                frame.get_item(0)?.str()?,
+                frame.get_item(1)?.str()?
+            ));
         }
     }
     if hd.is_timer {
@@ -159,7 +189,12 @@ fn handle_repr<'py>(h: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyString>> {
 }
 
 /// Call `callback(*args)` inside `context`, like `Context.run` does in C.
-fn call_in_context(py: Python<'_>, ctx: &Bound<'_, PyAny>, cb: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+fn call_in_context(
+    py: Python<'_>,
+    ctx: &Bound<'_, PyAny>,
+    cb: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<()> {
     // SAFETY: `ctx` is a live object; PyContext_CheckExact only reads its type.
     if unsafe { ffi::PyContext_CheckExact(ctx.as_ptr()) } == 0 {
         // Not a real Context (a mock, a subclass of nothing we know): use its `run`.
@@ -176,7 +211,9 @@ fn call_in_context(py: Python<'_>, ctx: &Bound<'_, PyAny>, cb: &Bound<'_, PyAny>
     // SAFETY: `args` is a live tuple we hold a reference to, so its item array is valid for
     // `nargs` elements during the call; `cb` is a live object; no keyword names.
     let res = unsafe {
-        let items = (*(args.as_ptr() as *mut ffi::PyTupleObject)).ob_item.as_ptr();
+        let items = (*(args.as_ptr() as *mut ffi::PyTupleObject))
+            .ob_item
+            .as_ptr();
         ffi::PyObject_Vectorcall(cb.as_ptr(), items, nargs, std::ptr::null_mut())
     };
     // SAFETY: `res` is a new reference or NULL with an exception set.
@@ -192,7 +229,11 @@ fn call_in_context(py: Python<'_>, ctx: &Bound<'_, PyAny>, cb: &Bound<'_, PyAny>
 
 /// Run `h` on `loop_obj`: asyncio's `Handle._run`. Returns `Err` only for `SystemExit` /
 /// `KeyboardInterrupt` and for errors raised by `loop_obj.call_exception_handler` itself.
-pub(crate) fn run_handle(py: Python<'_>, h: &Bound<'_, Handle>, loop_obj: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(crate) fn run_handle(
+    py: Python<'_>,
+    h: &Bound<'_, Handle>,
+    loop_obj: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let (cb, args, ctx) = h.get().data.with(py, |d| {
         (
             d.callback.as_ref().map(|c| c.clone_ref(py)),
@@ -227,7 +268,10 @@ fn report_callback_error(
     context.set_item("message", format!("Exception in callback {}", src.str()?))?;
     context.set_item("exception", exc)?;
     context.set_item("handle", h)?;
-    let tb = h.get().data.with(py, |d| d.source_traceback.as_ref().map(|t| t.clone_ref(py)));
+    let tb = h
+        .get()
+        .data
+        .with(py, |d| d.source_traceback.as_ref().map(|t| t.clone_ref(py)));
     if let Some(tb) = tb {
         if tb.bind(py).is_truthy()? {
             context.set_item("source_traceback", tb)?;
@@ -278,7 +322,10 @@ impl Handle {
 
     fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let lp = slf.get().data.with(py, |d| d.loop_.as_ref().map(|l| l.clone_ref(py)));
+        let lp = slf
+            .get()
+            .data
+            .with(py, |d| d.loop_.as_ref().map(|l| l.clone_ref(py)));
         match lp {
             Some(lp) => run_handle(py, slf, lp.bind(py).as_any()),
             None => Ok(()),
@@ -395,18 +442,30 @@ impl TimerHandle {
         PyFloat::new(slf.py(), slf.as_super().get().when).hash()
     }
 
-    fn __richcmp__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+    fn __richcmp__(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let Ok(other) = other.cast::<TimerHandle>() else {
             return Ok(py.NotImplemented());
         };
         let (a, b) = (slf.as_super().get(), other.as_super().get());
         let eq = || -> PyResult<bool> {
-            if a.when != b.when || a.cancelled.load(Ordering::Relaxed) != b.cancelled.load(Ordering::Relaxed) {
+            if a.when != b.when
+                || a.cancelled.load(Ordering::Relaxed) != b.cancelled.load(Ordering::Relaxed)
+            {
                 return Ok(false);
             }
-            let (ca, aa) = (a.get_field(py, |d| d.callback.as_ref()), Handle::_args(a, py));
-            let (cb, ab) = (b.get_field(py, |d| d.callback.as_ref()), Handle::_args(b, py));
+            let (ca, aa) = (
+                a.get_field(py, |d| d.callback.as_ref()),
+                Handle::_args(a, py),
+            );
+            let (cb, ab) = (
+                b.get_field(py, |d| d.callback.as_ref()),
+                Handle::_args(b, py),
+            );
             Ok(ca.bind(py).eq(cb)? && aa.bind(py).eq(ab)?)
         };
         let r = match op {

@@ -75,7 +75,13 @@ type Leftovers = (
 );
 
 /// The scheduler core of an asyncio loop: ready FIFO, timers, reactor, driver.
-#[pyclass(module = "trio_asyncio._engine", name = "LoopCore", subclass, frozen, weakref)]
+#[pyclass(
+    module = "trio_asyncio._engine",
+    name = "LoopCore",
+    subclass,
+    frozen,
+    weakref
+)]
 pub struct LoopCore {
     state: GilCell<CoreState>,
     threadsafe: Mutex<VecDeque<Py<Handle>>>,
@@ -92,7 +98,12 @@ pub struct LoopCore {
 }
 
 /// A snapshot of the core's counters (read by tests and benches).
-#[pyclass(module = "trio_asyncio._engine", name = "CoreStatistics", frozen, get_all)]
+#[pyclass(
+    module = "trio_asyncio._engine",
+    name = "CoreStatistics",
+    frozen,
+    get_all
+)]
 pub struct CoreStatistics {
     /// Callbacks in the ready FIFO.
     ready: usize,
@@ -174,10 +185,16 @@ fn capture_traceback(py: Python<'_>) -> PyResult<Py<PyAny>> {
 /// asyncio's `_check_callback` (debug mode only, as in asyncio).
 fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
     let py = callback.py();
-    if asyncio_refs::iscoroutine(py)?.call1((callback,))?.is_truthy()?
-        || asyncio_refs::iscoroutinefunction(py)?.call1((callback,))?.is_truthy()?
+    if asyncio_refs::iscoroutine(py)?
+        .call1((callback,))?
+        .is_truthy()?
+        || asyncio_refs::iscoroutinefunction(py)?
+            .call1((callback,))?
+            .is_truthy()?
     {
-        return Err(PyTypeError::new_err(format!("coroutines cannot be used with {method}()")));
+        return Err(PyTypeError::new_err(format!(
+            "coroutines cannot be used with {method}()"
+        )));
     }
     if !callback.is_callable() {
         return Err(PyTypeError::new_err(format!(
@@ -221,7 +238,10 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
                     || e.is_instance_of::<PyTypeError>(py)
                     || e.is_instance_of::<PyValueError>(py) =>
             {
-                return Err(PyValueError::new_err(format!("Invalid file object: {}", obj.repr()?)));
+                return Err(PyValueError::new_err(format!(
+                    "Invalid file object: {}",
+                    obj.repr()?
+                )));
             }
             Err(e) => return Err(e),
         }
@@ -275,7 +295,11 @@ impl LoopCore {
             Some(c) if !c.is_none() => c.unbind(),
             _ => copy_context(py)?,
         };
-        let source_traceback = if lp.get().debug() { Some(capture_traceback(py)?) } else { None };
+        let source_traceback = if lp.get().debug() {
+            Some(capture_traceback(py)?)
+        } else {
+            None
+        };
         Ok(HandleData {
             callback: Some(callback.unbind()),
             args: Some(args.unbind()),
@@ -377,7 +401,11 @@ impl LoopCore {
         let woken = self.state.with(py, |s| {
             let CoreState { reactor, ready, .. } = s;
             match reactor {
-                Some(r) => r.poll(Some(Duration::ZERO), |h| ready.push(h.clone_ref(py)), &mut dead),
+                Some(r) => r.poll(
+                    Some(Duration::ZERO),
+                    |h| ready.push(h.clone_ref(py)),
+                    &mut dead,
+                ),
                 None => Ok(false),
             }
         });
@@ -390,7 +418,9 @@ impl LoopCore {
     }
 
     fn has_registrations(&self, py: Python<'_>) -> bool {
-        self.state.with(py, |s| s.reactor.as_ref().is_some_and(|r| r.has_registrations()))
+        self.state.with(py, |s| {
+            s.reactor.as_ref().is_some_and(|r| r.has_registrations())
+        })
     }
 
     /// One loop iteration, asyncio's `_run_once` minus the blocking select (`poll`: whether
@@ -404,7 +434,10 @@ impl LoopCore {
         // (b) I/O: a poll with timeout 0, only if some fd is registered (and the driver did
         // not just poll before deciding whether it was idle).
         let (has_regs, has_timers) = self.state.with(py, |s| {
-            (s.reactor.as_ref().is_some_and(|r| r.has_registrations()), !s.timers.is_empty())
+            (
+                s.reactor.as_ref().is_some_and(|r| r.has_registrations()),
+                !s.timers.is_empty(),
+            )
         });
         if has_regs && poll {
             self.poll_io(py)?;
@@ -463,7 +496,12 @@ impl LoopCore {
     }
 
     /// Debug mode: time the callback and log it if slow, like `_run_once`.
-    fn run_debug(&self, py: Python<'_>, h: &Bound<'_, Handle>, loop_obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn run_debug(
+        &self,
+        py: Python<'_>,
+        h: &Bound<'_, Handle>,
+        loop_obj: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let current = pyo3::intern!(py, "_current_handle");
         // A bare LoopCore has no __dict__ for this attribute: nothing reads it then.
         let _ = loop_obj.setattr(current, h);
@@ -480,7 +518,9 @@ impl LoopCore {
             let what = asyncio_refs::format_handle(py)?.call1((h,))?;
             // Looked up each time (debug mode only): asyncio's own tests patch
             // `asyncio.base_events.logger`.
-            let logger = py.import("asyncio.base_events")?.getattr(pyo3::intern!(py, "logger"))?;
+            let logger = py
+                .import("asyncio.base_events")?
+                .getattr(pyo3::intern!(py, "logger"))?;
             logger.call_method1("warning", ("Executing %s took %.3f seconds", what, dt))?;
         }
         Ok(())
@@ -506,7 +546,8 @@ impl LoopCore {
     }
 
     fn is_idle(&self, py: Python<'_>) -> bool {
-        self.threadsafe_len.load(Ordering::SeqCst) == 0 && self.state.with(py, |s| s.ready.is_empty())
+        self.threadsafe_len.load(Ordering::SeqCst) == 0
+            && self.state.with(py, |s| s.ready.is_empty())
     }
 
     /// Take everything out of the state (to be dropped by the caller) and close the fds.
@@ -523,14 +564,22 @@ impl LoopCore {
         (ready, timers, reactor, ts)
     }
 
-    fn register(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, dir: Direction, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+    fn register(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        dir: Direction,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let core = slf.get();
         core.check_closed()?;
         let fd = fd_of(fd)?;
         let h = LoopCore::new_handle(slf, callback, args, None, None)?;
         let res = core.state.with(py, |s| match s.reactor.as_mut() {
-            Some(r) => r.add(fd, dir, h.clone_ref(py)).map_err(|(e, item)| (SchedulerError::Io(e), Some(item))),
+            Some(r) => r
+                .add(fd, dir, h.clone_ref(py))
+                .map_err(|(e, item)| (SchedulerError::Io(e), Some(item))),
             None => Err((SchedulerError::Closed, None)),
         });
         core.waker.notify();
@@ -558,7 +607,9 @@ impl LoopCore {
             Err(e) if e.is_instance_of::<PyOverflowError>(py) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let prev = self.state.with(py, |s| s.reactor.as_mut().and_then(|r| r.remove(fd, dir)));
+        let prev = self
+            .state
+            .with(py, |s| s.reactor.as_mut().and_then(|r| r.remove(fd, dir)));
         self.waker.notify();
         match prev {
             Some(h) => {
@@ -569,10 +620,18 @@ impl LoopCore {
         }
     }
 
-    fn registered(&self, py: Python<'_>, fd: &Bound<'_, PyAny>, dir: Direction) -> PyResult<Option<Py<Handle>>> {
+    fn registered(
+        &self,
+        py: Python<'_>,
+        fd: &Bound<'_, PyAny>,
+        dir: Direction,
+    ) -> PyResult<Option<Py<Handle>>> {
         let fd = fd_of(fd)?;
         Ok(self.state.with(py, |s| {
-            s.reactor.as_ref().and_then(|r| r.get(fd, dir)).map(|h| h.clone_ref(py))
+            s.reactor
+                .as_ref()
+                .and_then(|r| r.get(fd, dir))
+                .map(|h| h.clone_ref(py))
         }))
     }
 }
@@ -586,7 +645,10 @@ impl LoopCore {
     /// Accepts and ignores any arguments: the Python `__init__`s of subclasses run after.
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
-    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<LoopCore> {
+    fn py_new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<LoopCore> {
         let waker = Waker::new().map_err(SchedulerError::from)?;
         let reactor = Reactor::new(waker.raw_fd()).map_err(SchedulerError::from)?;
         Ok(LoopCore {
@@ -662,7 +724,8 @@ impl LoopCore {
     /// compare against it, and other threads' `call_soon` goes through the threadsafe queue.
     #[pyo3(signature = (ident = None))]
     fn _set_owner_thread(&self, ident: Option<u64>) {
-        self.owner.store(ident.unwrap_or_else(current_thread), Ordering::Relaxed);
+        self.owner
+            .store(ident.unwrap_or_else(current_thread), Ordering::Relaxed);
     }
 
     /// No owner thread: no debug-mode thread check, every thread pushes directly.
@@ -784,14 +847,15 @@ impl LoopCore {
             return Err(PyTypeError::new_err("delay must not be None"));
         }
         let now = slf.get().now(slf.py())?;
-        let when = if delay.is_exact_instance_of::<PyFloat>() || delay.is_exact_instance_of::<PyInt>() {
-            now + delay.extract::<f64>()?
-        } else {
-            // Stock asyncio computes `self.time() + delay`: the same operation gives the same
-            // result and error for every other type (Fraction works, Decimal and objects
-            // that only define __float__ raise TypeError).
-            PyFloat::new(slf.py(), now).add(&delay)?.extract::<f64>()?
-        };
+        let when =
+            if delay.is_exact_instance_of::<PyFloat>() || delay.is_exact_instance_of::<PyInt>() {
+                now + delay.extract::<f64>()?
+            } else {
+                // Stock asyncio computes `self.time() + delay`: the same operation gives the same
+                // result and error for every other type (Fraction works, Decimal and objects
+                // that only define __float__ raise TypeError).
+                PyFloat::new(slf.py(), now).add(&delay)?.extract::<f64>()?
+            };
         LoopCore::schedule_at(slf, when, callback, args, context)
     }
 
@@ -814,12 +878,22 @@ impl LoopCore {
     }
 
     #[pyo3(signature = (fd, callback, *args))]
-    fn _add_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+    fn _add_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
         LoopCore::register(slf, fd, Direction::Read, callback, args)
     }
 
     #[pyo3(signature = (fd, callback, *args))]
-    fn _add_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: Bound<'_, PyAny>, args: Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+    fn _add_writer(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
         LoopCore::register(slf, fd, Direction::Write, callback, args)
     }
 
@@ -831,11 +905,19 @@ impl LoopCore {
         self.unregister(py, fd, Direction::Write)
     }
 
-    fn _reader_handle(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
+    fn _reader_handle(
+        &self,
+        py: Python<'_>,
+        fd: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<Handle>>> {
         self.registered(py, fd, Direction::Read)
     }
 
-    fn _writer_handle(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<Option<Py<Handle>>> {
+    fn _writer_handle(
+        &self,
+        py: Python<'_>,
+        fd: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<Handle>>> {
         self.registered(py, fd, Direction::Write)
     }
 
@@ -863,7 +945,9 @@ impl LoopCore {
     /// The poller's fd (readable when a registered fd is ready or the loop is woken), or
     /// -1 if the backend has none (`poll(2)` fallback) or the core is closed.
     fn _poll_fd(&self, py: Python<'_>) -> i32 {
-        self.state.with(py, |s| s.reactor.as_ref().and_then(|r| r.raw_fd()).unwrap_or(-1))
+        self.state.with(py, |s| {
+            s.reactor.as_ref().and_then(|r| r.raw_fd()).unwrap_or(-1)
+        })
     }
 
     /// Run loop iterations back to back; return 1 (STOP: `stop()` was called; the flag is
@@ -968,12 +1052,12 @@ impl LoopCore {
         let mut fresh = Reactor::new(self.waker.raw_fd()).map_err(SchedulerError::from)?;
         type Regs = Vec<(i32, Option<Py<Handle>>, Option<Py<Handle>>)>;
         let regs: Regs = self.state.with(py, |s| match s.reactor.as_ref() {
-                Some(r) => r
-                    .iter()
-                    .map(|(fd, rd, wr)| (fd, rd.map(|h| h.clone_ref(py)), wr.map(|h| h.clone_ref(py))))
-                    .collect(),
-                None => Vec::new(),
-            });
+            Some(r) => r
+                .iter()
+                .map(|(fd, rd, wr)| (fd, rd.map(|h| h.clone_ref(py)), wr.map(|h| h.clone_ref(py))))
+                .collect(),
+            None => Vec::new(),
+        });
         for (fd, rd, wr) in regs {
             for (dir, h) in [(Direction::Read, rd), (Direction::Write, wr)] {
                 if let Some(h) = h {

@@ -14,7 +14,10 @@ const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
 /// Seconds on the monotonic clock, as `time.monotonic()` returns them.
 #[inline]
 pub(crate) fn monotonic() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a live timespec; CLOCK is supported on every target we build for,
     // so the call cannot fail (and `ts` stays zero if it somehow did).
     unsafe { libc::clock_gettime(CLOCK, &mut ts) };
@@ -30,7 +33,10 @@ pub(crate) fn coarse() -> f64 {
     const COARSE: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     const COARSE: libc::clockid_t = CLOCK;
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a live timespec; COARSE is supported on every target we build for.
     unsafe { libc::clock_gettime(COARSE, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -38,7 +44,10 @@ pub(crate) fn coarse() -> f64 {
 
 /// The clock's resolution in seconds (asyncio's `_clock_resolution` default).
 pub(crate) fn resolution() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a live timespec.
     let r = unsafe { libc::clock_getres(CLOCK, &mut ts) };
     if r != 0 {

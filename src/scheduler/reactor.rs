@@ -55,13 +55,19 @@ struct Slot<T> {
 
 impl<T> Slot<T> {
     fn interest(&self) -> Interest {
-        Interest { read: self.reader.is_some(), write: self.writer.is_some() }
+        Interest {
+            read: self.reader.is_some(),
+            write: self.writer.is_some(),
+        }
     }
 }
 
 impl<T> Default for Slot<T> {
     fn default() -> Self {
-        Slot { reader: None, writer: None }
+        Slot {
+            reader: None,
+            writer: None,
+        }
     }
 }
 
@@ -87,7 +93,14 @@ impl<T: Cancellable> Reactor<T> {
     pub(crate) fn new(waker_fd: Option<RawFd>) -> io::Result<Reactor<T>> {
         let mut poller = sys::Poller::new()?;
         if let Some(fd) = waker_fd {
-            poller.set_interest(fd, Interest::NONE, Interest { read: true, write: false })?;
+            poller.set_interest(
+                fd,
+                Interest::NONE,
+                Interest {
+                    read: true,
+                    write: false,
+                },
+            )?;
         }
         Ok(Reactor {
             poller,
@@ -137,7 +150,12 @@ impl<T: Cancellable> Reactor<T> {
 
     /// Register `item` for `fd` in `dir`, replacing (and returning) the previous one. On
     /// error (bad fd) the registration is unchanged and `item` is handed back.
-    pub(crate) fn add(&mut self, fd: RawFd, dir: Direction, item: T) -> Result<Option<T>, (io::Error, T)> {
+    pub(crate) fn add(
+        &mut self,
+        fd: RawFd,
+        dir: Direction,
+        item: T,
+    ) -> Result<Option<T>, (io::Error, T)> {
         let Ok(idx) = usize::try_from(fd) else {
             return Err((io::Error::from_raw_os_error(libc::EBADF), item));
         };
@@ -218,7 +236,10 @@ impl<T: Cancellable> Reactor<T> {
                     woken = true;
                     continue;
                 }
-                for (dir, hit) in [(Direction::Read, ev.readable), (Direction::Write, ev.writable)] {
+                for (dir, hit) in [
+                    (Direction::Read, ev.readable),
+                    (Direction::Write, ev.writable),
+                ] {
                     if !hit {
                         continue;
                     }
@@ -263,7 +284,9 @@ mod tests {
     fn poll_names(r: &mut Reactor<H>) -> (Vec<&'static str>, Vec<&'static str>, bool) {
         let mut got = vec![];
         let mut dead = vec![];
-        let woken = r.poll(Some(Duration::ZERO), |x| got.push(x.0), &mut dead).unwrap();
+        let woken = r
+            .poll(Some(Duration::ZERO), |x| got.push(x.0), &mut dead)
+            .unwrap();
         (got, dead.iter().map(|d| d.0).collect(), woken)
     }
 
@@ -272,7 +295,10 @@ mod tests {
         let mut r: Reactor<H> = Reactor::new(None).unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
-        assert!(r.add(a.as_raw_fd(), Direction::Read, h("r")).unwrap().is_none());
+        assert!(r
+            .add(a.as_raw_fd(), Direction::Read, h("r"))
+            .unwrap()
+            .is_none());
         assert!(r.has_registrations());
         assert_eq!(poll_names(&mut r).0, Vec::<&str>::new());
         use std::io::{Read, Write};
@@ -369,7 +395,11 @@ mod tests {
         // The poller's own fd is readable exactly while something is ready.
         if let Some(pfd) = r.raw_fd() {
             let readable = |fd| {
-                let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one live pollfd, zero timeout.
                 unsafe { libc::poll(&mut p, 1, 0) == 1 }
             };
@@ -388,19 +418,49 @@ mod tests {
         let mut p = Poller::new().unwrap();
         assert!(p.raw_fd().is_none());
         let (a, b) = UnixStream::pair().unwrap();
-        let rd = Interest { read: true, write: false };
+        let rd = Interest {
+            read: true,
+            write: false,
+        };
         p.set_interest(a.as_raw_fd(), Interest::NONE, rd).unwrap();
-        p.set_interest(b.as_raw_fd(), Interest::NONE, Interest { read: true, write: true }).unwrap();
+        p.set_interest(
+            b.as_raw_fd(),
+            Interest::NONE,
+            Interest {
+                read: true,
+                write: true,
+            },
+        )
+        .unwrap();
         let mut ev = vec![];
         p.wait(&mut ev, Some(Duration::ZERO)).unwrap();
-        assert_eq!(ev, [Event { fd: b.as_raw_fd(), readable: false, writable: true }]);
+        assert_eq!(
+            ev,
+            [Event {
+                fd: b.as_raw_fd(),
+                readable: false,
+                writable: true
+            }]
+        );
         use std::io::Write;
         (&b).write_all(b"x").unwrap();
         for _ in 0..2 {
             p.wait(&mut ev, Some(Duration::ZERO)).unwrap();
-            assert!(ev.contains(&Event { fd: a.as_raw_fd(), readable: true, writable: false }));
+            assert!(ev.contains(&Event {
+                fd: a.as_raw_fd(),
+                readable: true,
+                writable: false
+            }));
         }
-        p.set_interest(b.as_raw_fd(), Interest { read: true, write: true }, Interest::NONE).unwrap();
+        p.set_interest(
+            b.as_raw_fd(),
+            Interest {
+                read: true,
+                write: true,
+            },
+            Interest::NONE,
+        )
+        .unwrap();
         p.wait(&mut ev, Some(Duration::ZERO)).unwrap();
         assert_eq!(ev.len(), 1);
         assert!(p.set_interest(-1, Interest::NONE, rd).is_err());

@@ -14,7 +14,9 @@ pub(crate) struct ReadyQueue<T> {
 
 impl<T> Default for ReadyQueue<T> {
     fn default() -> Self {
-        ReadyQueue { items: VecDeque::new() }
+        ReadyQueue {
+            items: VecDeque::new(),
+        }
     }
 }
 

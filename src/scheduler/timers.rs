@@ -35,7 +35,9 @@ struct Entry<T> {
 
 impl<T> Entry<T> {
     fn key_cmp(&self, other: &Self) -> Ordering {
-        self.when.total_cmp(&other.when).then(self.seq.cmp(&other.seq))
+        self.when
+            .total_cmp(&other.when)
+            .then(self.seq.cmp(&other.seq))
     }
 }
 
@@ -65,7 +67,11 @@ pub(crate) struct TimerHeap<T> {
 
 impl<T> Default for TimerHeap<T> {
     fn default() -> Self {
-        TimerHeap { heap: BinaryHeap::new(), next_seq: 0, cancelled: 0 }
+        TimerHeap {
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+            cancelled: 0,
+        }
     }
 }
 
@@ -74,7 +80,11 @@ impl<T: Cancellable> TimerHeap<T> {
     /// timer on its next iteration: `nan >= end_time` is false there), ahead of every other
     /// timer; the order of the others is unaffected.
     pub(crate) fn push(&mut self, when: f64, item: T) {
-        let when = if when.is_nan() { f64::NEG_INFINITY } else { when };
+        let when = if when.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            when
+        };
         let seq = self.next_seq;
         self.next_seq += 1;
         self.heap.push(Entry { when, seq, item });
@@ -190,7 +200,11 @@ impl<T: Cancellable> TimerHeap<T> {
     /// Remove everything.
     pub(crate) fn take_all(&mut self) -> Vec<T> {
         self.cancelled = 0;
-        std::mem::take(&mut self.heap).into_vec().into_iter().map(|e| e.item).collect()
+        std::mem::take(&mut self.heap)
+            .into_vec()
+            .into_iter()
+            .map(|e| e.item)
+            .collect()
     }
 }
 
@@ -243,7 +257,11 @@ mod tests {
         want.extend(5..50);
         assert_eq!(drain(&mut h, 2.5), want);
         assert_eq!(h.len(), 1);
-        assert_eq!(drain(&mut h, 3.0), Vec::<u32>::new(), "due means when < limit");
+        assert_eq!(
+            drain(&mut h, 3.0),
+            Vec::<u32>::new(),
+            "due means when < limit"
+        );
         assert_eq!(drain(&mut h, 3.0001), [4]);
     }
 
@@ -286,7 +304,9 @@ mod tests {
             let mut got = vec![];
             for limit in [0.5, 0.5, 1.0, 3.0, 3.01, 10.0] {
                 let part = drain(&mut h, limit);
-                assert!(part.iter().all(|&i| all.iter().find(|p| p.1 == i).unwrap().0 < limit));
+                assert!(part
+                    .iter()
+                    .all(|&i| all.iter().find(|p| p.1 == i).unwrap().0 < limit));
                 got.extend(part);
                 if let Some(w) = h.peek_when() {
                     assert!(w >= limit, "everything due was drained");

@@ -136,7 +136,11 @@ mod tests {
     }
 
     fn readable(fd: RawFd) -> bool {
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one live pollfd, zero timeout.
         let n = unsafe { libc::poll(&mut p, 1, 0) };
         n == 1 && p.revents & libc::POLLIN != 0

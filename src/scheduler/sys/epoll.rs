@@ -33,7 +33,10 @@ impl Poller {
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `fd` was just returned by epoll_create1, is valid and owned by nobody else.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Poller { epfd, buf: Vec::with_capacity(MAX_EVENTS) })
+        Ok(Poller {
+            epfd,
+            buf: Vec::with_capacity(MAX_EVENTS),
+        })
     }
 
     pub(crate) fn raw_fd(&self) -> Option<RawFd> {
@@ -41,13 +44,21 @@ impl Poller {
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, interest: Interest) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: flags(interest), u64: fd as u32 as u64 };
+        let mut ev = libc::epoll_event {
+            events: flags(interest),
+            u64: fd as u32 as u64,
+        };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call; epfd is open.
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) })?;
         Ok(())
     }
 
-    pub(crate) fn set_interest(&mut self, fd: RawFd, old: Interest, new: Interest) -> io::Result<()> {
+    pub(crate) fn set_interest(
+        &mut self,
+        fd: RawFd,
+        old: Interest,
+        new: Interest,
+    ) -> io::Result<()> {
         if new.is_none() {
             if !old.is_none() {
                 // The kernel forgets an fd when its file is closed: EBADF/ENOENT on removal
@@ -76,7 +87,11 @@ impl Poller {
         }
     }
 
-    pub(crate) fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         events.clear();
         self.buf.clear();
         // SAFETY: `buf` has capacity MAX_EVENTS and epoll_wait writes at most that many

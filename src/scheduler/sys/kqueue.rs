@@ -39,7 +39,10 @@ impl Poller {
         let kq = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: fcntl on the fd we own.
         cvt(unsafe { libc::fcntl(kq.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
-        Ok(Poller { kq, buf: Vec::with_capacity(MAX_EVENTS) })
+        Ok(Poller {
+            kq,
+            buf: Vec::with_capacity(MAX_EVENTS),
+        })
     }
 
     pub(crate) fn raw_fd(&self) -> Option<RawFd> {
@@ -49,12 +52,24 @@ impl Poller {
     fn apply(&self, kev: libc::kevent) -> io::Result<()> {
         // SAFETY: one valid change record in, no event list out, null timeout; kq is open.
         cvt(unsafe {
-            libc::kevent(self.kq.as_raw_fd(), &kev, 1, std::ptr::null_mut(), 0, std::ptr::null())
+            libc::kevent(
+                self.kq.as_raw_fd(),
+                &kev,
+                1,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null(),
+            )
         })?;
         Ok(())
     }
 
-    pub(crate) fn set_interest(&mut self, fd: RawFd, old: Interest, new: Interest) -> io::Result<()> {
+    pub(crate) fn set_interest(
+        &mut self,
+        fd: RawFd,
+        old: Interest,
+        new: Interest,
+    ) -> io::Result<()> {
         let filters = [
             (libc::EVFILT_READ as i32, old.read, new.read),
             (libc::EVFILT_WRITE as i32, old.write, new.write),
@@ -74,7 +89,11 @@ impl Poller {
         Ok(())
     }
 
-    pub(crate) fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         events.clear();
         self.buf.clear();
         let ts;

@@ -75,7 +75,10 @@ pub(crate) struct Interest {
 }
 
 impl Interest {
-    pub(crate) const NONE: Interest = Interest { read: false, write: false };
+    pub(crate) const NONE: Interest = Interest {
+        read: false,
+        write: false,
+    };
 
     pub(crate) fn is_none(self) -> bool {
         !self.read && !self.write

@@ -57,7 +57,8 @@ impl Waker {
         let mut buf = [0u8; 64];
         loop {
             // SAFETY: reads at most 64 bytes into a live buffer from the open read end.
-            let r = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let r =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if r <= 0 {
                 break;
             }

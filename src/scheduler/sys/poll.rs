@@ -44,7 +44,12 @@ impl Poller {
         None
     }
 
-    pub(crate) fn set_interest(&mut self, fd: RawFd, _old: Interest, new: Interest) -> io::Result<()> {
+    pub(crate) fn set_interest(
+        &mut self,
+        fd: RawFd,
+        _old: Interest,
+        new: Interest,
+    ) -> io::Result<()> {
         match (self.index.get(&fd).copied(), new.is_none()) {
             (Some(i), true) => {
                 self.fds.swap_remove(i);
@@ -58,17 +63,29 @@ impl Poller {
             (None, false) => {
                 check_open(fd)?;
                 self.index.insert(fd, self.fds.len());
-                self.fds.push(libc::pollfd { fd, events: flags(new), revents: 0 });
+                self.fds.push(libc::pollfd {
+                    fd,
+                    events: flags(new),
+                    revents: 0,
+                });
             }
         }
         Ok(())
     }
 
-    pub(crate) fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         events.clear();
         // SAFETY: `fds` is a live, initialised array of `len` pollfd records.
         let n = cvt(unsafe {
-            libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, timeout_ms(timeout))
+            libc::poll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                timeout_ms(timeout),
+            )
         });
         match n {
             Ok(0) => return Ok(()),
