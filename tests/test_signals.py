@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trio
 
-from conftest import AioRunner
+from conftest import AioRunner, open_fds
 from trio_asyncio._sync import SyncTrioEventLoop
 
 
@@ -286,3 +289,112 @@ def test_sync_loop_sigint_handler_on_both_sides_until_removed(
     finally:
         loop.close()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ---------------------------------------------------------------------------
+# The signal wake-up fd: a signal whose C-level handler runs while the loop is about to
+# block, or in another thread, must still end the loop's wait (the CI hang of
+# test_subprocess.SubprocessFastWatcherTests.test_kill: a SIGCHLD that arrived between the
+# loop's last bytecode and its poll(2) waited for a wake-up that never came).
+# ---------------------------------------------------------------------------
+
+
+def _current_wakeup_fd() -> int:
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
+
+
+@pytest.mark.parametrize("trio_started", [False, True], ids=["no-trio-run", "trio-run"])
+def test_signal_caught_by_another_thread_wakes_the_loop(
+    stoppable_loop: asyncio.AbstractEventLoop, trio_started: bool
+) -> None:
+    """The main thread blocks SIGUSR1, so the kernel runs Python's C-level handler in a
+    helper thread and the loop's poll(2) is not interrupted: only the wake-up fd can end it.
+    Without one the loop sleeps until the 20 s fallback timer."""
+    loop = stoppable_loop
+    if trio_started:
+        if not isinstance(loop, SyncTrioEventLoop):
+            pytest.skip("a stock loop has no Trio run")
+        loop.run_until_complete(loop.trio_as_future(trio.sleep, 0))
+    got: list[str] = []
+
+    def handler() -> None:
+        got.append("handler")
+        loop.stop()
+
+    def fallback() -> None:
+        got.append("timeout")
+        loop.stop()
+
+    def send() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        time.sleep(0.2)  # the main thread is parked in poll(2) by then (if not: no harm)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    loop.add_signal_handler(signal.SIGUSR1, handler)
+    timer = loop.call_later(20, fallback)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        sender = threading.Thread(target=send)
+        sender.start()
+        loop.run_forever()
+        sender.join()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        timer.cancel()
+        loop.remove_signal_handler(signal.SIGUSR1)
+    assert got == ["handler"]
+
+
+def test_wakeup_fd_is_set_while_the_loop_has_signal_handlers(
+    stoppable_loop: asyncio.AbstractEventLoop,
+) -> None:
+    loop = stoppable_loop
+    assert _current_wakeup_fd() == -1
+    loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+    try:
+        fd = _current_wakeup_fd()
+        assert fd != -1
+        loop.add_signal_handler(signal.SIGUSR2, lambda: None)
+        assert loop.remove_signal_handler(signal.SIGUSR1)
+        assert _current_wakeup_fd() == fd
+        # runs of the loop leave it in place
+        loop.run_until_complete(asyncio.sleep(0))
+        assert _current_wakeup_fd() == fd
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+        loop.remove_signal_handler(signal.SIGUSR2)
+    assert _current_wakeup_fd() == -1
+
+
+def test_wakeup_fd_set_from_trio_code_on_the_sync_loop(sync_loop: SyncTrioEventLoop) -> None:
+    """Added from a Trio task (on the fiber side, where Trio's wake-up fd is installed), the
+    loop's own wake-up fd is in effect once the run returns, and gone after removal."""
+
+    async def add() -> int:
+        sync_loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+        return _current_wakeup_fd()
+
+    async def remove() -> int:
+        assert sync_loop.remove_signal_handler(signal.SIGUSR1)
+        return _current_wakeup_fd()
+
+    inside = sync_loop.run_until_complete(sync_loop.trio_as_future(add))
+    outside = _current_wakeup_fd()
+    assert -1 not in (inside, outside)
+    assert outside != inside  # Trio's inside, the loop's own outside
+    assert sync_loop.run_until_complete(sync_loop.trio_as_future(remove)) == inside
+    assert _current_wakeup_fd() == -1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="counts /proc/self/fd")
+def test_close_releases_the_signal_wakeup_fds() -> None:
+    before = open_fds()
+    loop = asyncio.new_event_loop()
+    assert isinstance(loop, SyncTrioEventLoop)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert _current_wakeup_fd() == -1
+    assert open_fds() == before

@@ -44,6 +44,7 @@ from ._base import (
 )
 from ._context import current_loop
 from ._fiber import Fiber, current as current_fiber, suspend
+from ._signal_wakeup import SignalWakeup
 from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
 
 Ts = TypeVarTuple("Ts")
@@ -120,6 +121,8 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         self._caller_state: ThreadStateSlot | None = None
         self._run_outcome: outcome.Outcome[None] | None = None
         self._poller: select.poll | None = None
+        # Created at the first add_signal_handler (see _signal_wakeup), kept until close().
+        self._signal_wakeup: SignalWakeup | None = None
 
     # ------------------------------------------------------------------
     # Caller side
@@ -254,6 +257,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
         self._poller = None  # it polled the parent's poller fd
+        self._renew_signal_wakeup_after_fork()
         if self._fiber is None:
             return
         if current_fiber() is self._fiber:
@@ -308,25 +312,73 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         fiber_side = self._caller_state is not None
         first = sig not in self._signal_handlers
         super().add_signal_handler(sig, callback, *args)
-        if sig != signal.SIGINT:
-            return
-        if first and not fiber_side:
+        if sig == signal.SIGINT and first and not fiber_side:
             # the fiber side's own handler (see BaseTrioEventLoop.remove_signal_handler)
             own = self._fiber_state.sigint
             self._sigint_restore = None if own is _UNSET else own
+        self._arm_signal_wakeup()
+        if sig != signal.SIGINT:
+            return
         other = self._caller_state if fiber_side else self._fiber_state
         assert other is not None
         other.sigint = signal.getsignal(sig)
 
+    def _arm_signal_wakeup(self) -> None:
+        """Point the caller side's wake-up fd at this loop (see ``_signal_wakeup``)."""
+        wakeup = self._signal_wakeup
+        if wakeup is None:
+            wakeup = self._signal_wakeup = SignalWakeup()
+            self._add_reader(wakeup.read_fd, wakeup.drain)
+        caller = self._caller_state
+        if caller is None:
+            wakeup.arm()
+        else:  # on the fiber side, where Trio's own wake-up fd is installed
+            caller.wakeup_fd = wakeup.write_fd
+
+    def _disarm_signal_wakeup(self) -> None:
+        wakeup = self._signal_wakeup
+        if wakeup is None:
+            return
+        caller = self._caller_state
+        if caller is None:
+            wakeup.disarm()
+        elif caller.wakeup_fd == wakeup.write_fd:
+            caller.wakeup_fd = -1
+
     def remove_signal_handler(self, sig: int) -> bool:
         fiber_own = self._sigint_restore
         removed = super().remove_signal_handler(sig)
+        if removed and not self._signal_handlers:
+            self._disarm_signal_wakeup()
         if removed and sig == signal.SIGINT:
             if self._caller_state is not None:  # on the fiber side
                 self._caller_state.sigint = signal.default_int_handler
             else:
                 self._fiber_state.sigint = _UNSET if fiber_own is None else fiber_own
         return removed
+
+    def _close_core_side(self) -> None:
+        try:
+            super()._close_core_side()  # removes the signal handlers (and so disarms)
+        finally:
+            wakeup, self._signal_wakeup = self._signal_wakeup, None
+            if wakeup is not None:
+                wakeup.close()
+
+    def _renew_signal_wakeup_after_fork(self) -> None:
+        # The socket pair is the parent's too: draining it here would eat its wake-ups.
+        old = self._signal_wakeup
+        if old is None or self.is_closed():
+            return
+        self._remove_reader(old.read_fd)
+        old.close()
+        self._signal_wakeup = None
+        if not self._signal_handlers:
+            return
+        try:
+            self._arm_signal_wakeup()
+        except ValueError:
+            pass  # forked from a thread other than the main one: no wake-up fd there
 
     def _close_trio_side(self) -> None:
         self._poller = None
