@@ -31,7 +31,7 @@ from typing import Any, Awaitable, Callable
 @dataclass(frozen=True)
 class Impl:
     name: str
-    env: str  # "peers" | "trio-asyncio-016" | "ours"
+    env: str  # "peers" | "trio-asyncio-016" | "ours" | "base"
     mode: str
     label: str  # short column label
 
@@ -47,6 +47,10 @@ IMPLS: dict[str, Impl] = {
         Impl("ours-async", "ours", "ta-async", "ours async"),
         Impl("greenlet", "peers", "greenlet", "greenlet"),
         Impl("ours-fiber", "ours", "fiber", "ours fiber"),
+        # A second build of our package (``run.py --base-python``), e.g. the commit before a
+        # change, so before/after ratios come from the same run.
+        Impl("base-sync", "base", "ta-sync", "base sync"),
+        Impl("base-async", "base", "ta-async", "base async"),
     ]
 }
 
@@ -56,7 +60,8 @@ ALIASES: dict[str, list[str]] = {
     "trio-asyncio-0.16": ["trio-asyncio-0.16-sync", "trio-asyncio-0.16-async"],
     "t016": ["trio-asyncio-0.16-sync", "trio-asyncio-0.16-async"],
     "peers": ["asyncio", "uvloop", "trio-asyncio-0.16-sync", "trio-asyncio-0.16-async", "greenlet"],
-    "all": list(IMPLS),
+    "base": ["base-sync", "base-async"],
+    "all": [n for n in IMPLS if not n.startswith("base-")],
 }
 
 REFERENCE = "asyncio"

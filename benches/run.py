@@ -290,6 +290,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run every implementation with this interpreter (no venvs are made)")
     p.add_argument("--ours-python", default=None,
                    help="interpreter with our package (default <repo>/.venv/bin/python)")
+    p.add_argument("--base-python", default=None,
+                   help="interpreter with another build of our package, run as base-sync/base-async")
     p.add_argument("--target-seconds", type=float, default=None, help="length of one sample")
     p.add_argument("--timeout", type=float, default=None, help="per-cell timeout, seconds")
     p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=None)
@@ -334,11 +336,17 @@ def resolve_pythons(a: argparse.Namespace) -> tuple[dict[str, str | None], dict[
     env_py: dict[str, str | None] = {}
     for name in a.impls:
         env = impls.IMPLS[name].env
-        if a.python:
+        if a.python and env != "base":
             pythons[name] = a.python
             continue
         if env not in env_py:
-            if env == "ours":
+            if env == "base":
+                env_py[env] = a.base_python
+                if a.base_python is None:
+                    for n in impls.IMPLS:
+                        if impls.IMPLS[n].env == "base":
+                            missing[n] = "no --base-python"
+            elif env == "ours":
                 ours = envs.ours_python(a.ours_python)
                 env_py[env] = str(ours) if ours else None
                 if ours is None:

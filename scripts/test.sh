@@ -4,7 +4,8 @@
 # tests, the whole suite again under `python -X dev`, that interpreter's own
 # test.test_asyncio in both conformance modes, and trio-asyncio 0.16.0's own test suite
 # (downloaded from PyPI at test time) against our package (see design/conformance.md); mypy
-# --strict on the package per version, and the documentation site once.
+# --strict on the package per version; cargo fmt/clippy and the generated private-names table
+# of design/loops.md once; and the documentation site once.
 #
 #   scripts/test.sh                  every supported version
 #   PYTHONS="3.12" scripts/test.sh   only the versions listed (extra args go to pytest)
@@ -19,6 +20,15 @@ for version in ${PYTHONS:-$SUPPORTED_PYTHONS}; do
     "$PY" --version
     echo "== lint: mypy --strict ($version)"
     bash scripts/lint.sh "$version"
+    if [ -z "${rust_linted:-}" ]; then
+        echo "== lint: cargo fmt --check, cargo clippy -D warnings ($version)"
+        PYO3_PYTHON="$PWD/$PY" CARGO_TARGET_DIR="$(target_dir "$version")" bash scripts/lint-rust.sh
+        rust_linted=1
+    fi
+    if [ "$version" = 3.11 ]; then
+        echo "== design/loops.md private-names table matches the code"
+        "$PY" scripts/gen_private_names.py --check
+    fi
     echo "== cargo test ($version)"
     PYO3_PYTHON="$PWD/$PY" CARGO_TARGET_DIR="$(target_dir "$version")" \
         cargo test --quiet --lib -- --test-threads=1

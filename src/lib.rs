@@ -7,7 +7,6 @@
 //!
 //! See `design/architecture.md` for how they fit together.
 
-mod errors;
 mod fiber;
 mod py;
 mod scheduler;
@@ -21,7 +20,7 @@ mod _engine {
     use pyo3::prelude::*;
 
     #[pymodule_export]
-    use crate::py::errors::FiberExit;
+    use crate::fiber::FiberExit;
     #[pymodule_export]
     use crate::py::fiber::{current, fiber_statistics, suspend, PyFiber};
     #[pymodule_export]
@@ -38,6 +37,9 @@ mod _engine {
         crate::py::fiber::check_runtime(m.py())?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("build_info", crate::py::build_info(m.py())?)?;
+        m.add("RUN_IDLE", crate::py::loop_core::IDLE)?;
+        m.add("RUN_STOP", crate::py::loop_core::STOP)?;
+        m.add("RUN_YIELD", crate::py::loop_core::YIELD)?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import select
+import signal
 import socket
 import sys
 import threading
@@ -26,7 +27,7 @@ import pytest
 
 from trio_asyncio import _engine
 
-IDLE, STOP, YIELD = 0, 1, 2
+IDLE, STOP, YIELD = _engine.RUN_IDLE, _engine.RUN_STOP, _engine.RUN_YIELD
 
 
 class L(_engine.LoopCore, asyncio.BaseEventLoop):
@@ -903,3 +904,95 @@ def test_handle_callable_from_python_is_checked_against_asyncio_loop_methods() -
     for name in ("call_soon", "call_later", "call_at", "call_soon_threadsafe", "time", "stop",
                  "is_closed", "_add_reader", "_remove_reader", "_add_writer", "_remove_writer"):
         assert getattr(L, name) is getattr(_engine.LoopCore, name), name
+
+
+# --------------------------------------------------------------------------- waiting in the core
+
+
+def test_run_ready_wait_blocks_in_the_core_until_a_timer(loop: L) -> None:
+    fired: list[float] = []
+
+    def fire() -> None:
+        fired.append(loop.time())
+        loop.stop()
+
+    when = loop.time() + 0.01
+    loop.call_at(when, fire)
+    polls = loop.statistics().polls
+    assert loop._run_ready(0.0, True) == STOP  # the budget does not end a waiting batch
+    assert fired and fired[0] >= when
+    assert loop.statistics().polls == polls + 1, "one wait, no poll ahead and no second poll"
+    loop._clear_stopping()
+
+
+def test_run_ready_wait_wakes_for_threads_and_fds(loop: L) -> None:
+    loop._clear_owner_thread()
+    t = threading.Timer(0.01, loop.call_soon_threadsafe, (loop.stop,))
+    t.start()
+    assert loop._run_ready(0.0, True) == STOP
+    t.join()
+    loop._clear_stopping()
+    a, b = socket.socketpair()
+    with a, b:
+        got: list[bytes] = []
+
+        def on_readable() -> None:
+            got.append(a.recv(10))
+            loop.stop()
+
+        loop._add_reader(a.fileno(), on_readable)
+        t = threading.Timer(0.01, b.send, (b"x",))
+        t.start()
+        assert loop._run_ready(0.0, True) == STOP
+        t.join()
+        assert got == [b"x"]
+        loop._remove_reader(a.fileno())
+    loop._clear_stopping()
+
+
+def test_run_ready_wait_returns_yield_on_interrupt(loop: L) -> None:
+    loop.call_soon(loop._interrupt)
+    assert loop._run_ready(0.0, True) == YIELD
+    # An interrupt left over from a batch that did not wait is not carried into a wait.
+    loop._interrupt()
+    loop.call_soon(loop.stop)
+    assert loop._run_ready(1.0) == STOP
+    loop._clear_stopping()
+    loop.call_later(0.01, loop.stop)
+    assert loop._run_ready(0.0, True) == STOP
+    loop._clear_stopping()
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_run_ready_wait_runs_signal_handlers(loop: L) -> None:
+    class Alarm(Exception):
+        pass
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Alarm
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        with pytest.raises(Alarm):
+            loop._run_ready(0.0, True)  # nothing to do: blocks until the signal
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert not loop.statistics().sleeping
+    loop.call_soon(loop.stop)
+    assert loop._run_ready(0.0, True) == STOP
+    loop._clear_stopping()
+
+
+def test_run_state_lives_in_the_core(loop: L) -> None:
+    assert not loop.is_running()
+    loop._begin_run(True)
+    assert loop.is_running()
+    assert loop._owner_thread() == threading.get_ident()
+    with pytest.raises(RuntimeError, match="^This event loop is already running$"):
+        loop._begin_run()
+    loop.stop()
+    loop._end_run(True)
+    assert not loop.is_running() and not loop._stopping
+    assert loop._owner_thread() is None

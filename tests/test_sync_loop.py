@@ -520,3 +520,13 @@ def test_pytest_trio_runs_beside_a_suspended_sync_loop(tmp_path: "os.PathLike[st
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_sync_loop_without_trio_waits_in_one_system_call(sync_loop: SyncTrioEventLoop) -> None:
+    # Issue 12: the wait before any Trio code ran is one blocking poll of the core (as stock
+    # asyncio's one select), not a Python poll on the core's fd followed by a core poll.
+    sync_loop.run_until_complete(asyncio.sleep(0))
+    before = sync_loop.statistics().polls
+    assert sync_loop.run_until_complete(asyncio.sleep(0.01, "slept")) == "slept"
+    assert sync_loop.statistics().polls == before + 1
+    assert sync_loop._fiber is None

@@ -34,7 +34,7 @@ class TrioEventLoop(BaseTrioEventLoop):
     def _mark_running(self) -> None:
         """Count the loop as running from now on; :meth:`_main_task` must follow."""
         self._stopped_event = trio.Event()
-        self._running = True
+        self._begin_run()
 
     async def _main_task(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The Trio task that runs the loop's callbacks until :meth:`stop`.
@@ -45,7 +45,7 @@ class TrioEventLoop(BaseTrioEventLoop):
         shielded task would never be told to stop (Trio keeps it in the cancelled start's
         nursery, which the caller then waits for forever).
         """
-        if not self._running:
+        if not self.is_running():
             self._mark_running()
         task_status.started()
         try:
@@ -55,8 +55,7 @@ class TrioEventLoop(BaseTrioEventLoop):
             with trio.CancelScope(shield=True):
                 await self._drive(set_running_loop=True)
         finally:
-            self._running = False
-            self._clear_stopping()
+            self._end_run()
             self._stopped_event.set()
             waiter, self._stop_waiter = self._stop_waiter, None
             if waiter is not None:
@@ -72,7 +71,7 @@ class TrioEventLoop(BaseTrioEventLoop):
             waiter = self._stop_waiter if self._stop_waiter is not None else trio.Event()
         elif waiter.is_set():
             waiter = trio.Event()
-        if not self._running:
+        if not self.is_running():
             waiter.set()
             return waiter
         self._stop_waiter = waiter
@@ -126,7 +125,7 @@ class TrioEventLoop(BaseTrioEventLoop):
         raise RuntimeError("This is not a sync loop: use 'await trio_asyncio.aio_as_trio(...)'")
 
     def close(self) -> None:
-        if self._running:
+        if self.is_running():
             raise RuntimeError("You need to stop the loop before closing it")
         super().close()
 

@@ -16,7 +16,6 @@ import concurrent.futures
 import contextvars
 import math
 import os
-import select
 import selectors
 import signal
 import sys
@@ -38,6 +37,8 @@ from _asyncio import _set_running_loop as _c_set_running_loop
 
 from . import _fork
 from ._context import current_loop
+from ._engine import RUN_STOP as _STOP
+from ._engine import RUN_YIELD as _YIELD
 from ._engine import LoopCore
 from ._executor import TrioExecutor
 from ._handles import TrioTaskFuture, TrioTaskHandle
@@ -45,11 +46,6 @@ from ._util import run_aio_future
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-
-# Return codes of LoopCore._run_ready.
-_IDLE = 0
-_STOP = 1
-_YIELD = 2
 
 #: Longest single wait for I/O or a timer, in seconds (asyncio's MAXIMUM_SELECT_TIMEOUT):
 #: a timer further away (``asyncio.sleep(math.inf)``, a far ``call_at``) is waited for in
@@ -160,7 +156,6 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     _nursery: trio.Nursery | None = None
     _trio_runner: object = None
     _trio_token: trio.lowlevel.TrioToken | None = None
-    _running = False
     # The driver task's parking state (see _drive and _drive_inline).
     _parked = False
     _parked_deadline: float | None = None
@@ -204,7 +199,6 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._queue_len = queue_len
         self._close_files: set[int] = set()
         self._child_pidfds: dict[int, int] = {}
-        self._running = False
         # Trio tasks to start, and scopes to cancel, once the driver runs in Trio.
         self._pending_trio_tasks: list[TrioTaskHandle | trio.CancelScope] = []
         self._stopped_event = trio.Event()
@@ -221,10 +215,6 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # ------------------------------------------------------------------
     # Basic state
     # ------------------------------------------------------------------
-
-    def is_running(self) -> bool:
-        """Return True if the loop is running (processing callbacks)."""
-        return self._running
 
     def set_debug(self, enabled: bool) -> None:
         super().set_debug(enabled)
@@ -253,25 +243,38 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     # The driver: the Trio task code that runs asyncio callbacks
     # ------------------------------------------------------------------
 
-    def _run_batch(self, set_running_loop: bool) -> int:
-        """Run ready callbacks in Rust for up to ``DRIVER_BUDGET`` seconds; return the status.
+    def _run_batch(self, in_trio: bool, wait: bool = False) -> int:
+        """Run ready callbacks in Rust (``LoopCore._run_ready``); return its status.
 
-        Around the batch: sniffio says "asyncio", the thread's async-generator hooks are the
-        loop's own (CPython binds each generator to the finalizer installed when it is first
-        iterated, so generators started by callbacks are finalised by the loop and those
-        started by Trio tasks by Trio), and, if asked, asyncio's running loop is this one.
-        All of it is restored before any Trio code runs.
+        The only place callbacks are run from, for every driver (the Trio task of
+        :meth:`_drive`, :meth:`_drive_inline`, and the sync loop's caller-side paths). With
+        ``wait`` the core also blocks in its poller when idle (the sync loop before any Trio
+        code ran); otherwise it returns after ``DRIVER_BUDGET`` seconds or when idle.
+
+        Around the batch sniffio says "asyncio". ``in_trio`` (the batch runs inside a Trio
+        run): the thread's async-generator hooks are the loop's own (CPython binds each
+        generator to the finalizer installed when it is first iterated, so generators
+        started by callbacks are finalised by the loop and those started by Trio tasks by
+        Trio), and, for the async loop, asyncio's running loop is this one; all of it is
+        restored before any Trio code runs. On the caller's side of a sync loop,
+        ``run_forever`` has set the hooks and the running loop for the whole run already.
         """
         tl = _sniffio_thread_local
         prev_library = tl.name
         tl.name = "asyncio"
+        if not in_trio:
+            try:
+                return self._run_ready(DRIVER_BUDGET, wait)
+            finally:
+                tl.name = prev_library
         prev_hooks = _get_asyncgen_hooks()
         _set_asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+        set_running_loop = self._batch_sets_running_loop
         if set_running_loop:
             prev_loop = _c_get_running_loop()
             _c_set_running_loop(self)
         try:
-            return self._run_ready(DRIVER_BUDGET)
+            return self._run_ready(DRIVER_BUDGET, wait)
         finally:
             if set_running_loop:
                 _c_set_running_loop(prev_loop)
@@ -281,10 +284,12 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
     async def _drive(self, set_running_loop: bool) -> None:
         """Run asyncio callbacks until :meth:`stop` takes effect.
 
-        Trio-flavoured; the only place either loop waits. Each pass runs every ready
-        callback in Rust with no Trio checkpoint in between (:meth:`_run_batch`); the task
-        yields to Trio when it has nothing to do (sleeping until the next timer, an fd event
-        or a wake-up) and after ``DRIVER_BUDGET`` seconds of continuous work.
+        Trio-flavoured; the only place a loop waits inside Trio (a sync loop that has no
+        Trio run yet waits in the core itself, see ``SyncTrioEventLoop.run_forever``). Each
+        pass runs every ready callback in Rust with no Trio checkpoint in between
+        (:meth:`_run_batch`); the task yields to Trio when it has nothing to do (sleeping
+        until the next timer, an fd event or a wake-up) and after ``DRIVER_BUDGET`` seconds
+        of continuous work.
         """
         poll_fd = self._poll_fd()
         self._batch_sets_running_loop = set_running_loop
@@ -292,7 +297,9 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             if self._pending_trio_tasks:
                 self._start_pending_trio_tasks()
             try:
-                status = self._run_batch(set_running_loop)
+                # In a forked child that inherited this Trio run, Trio cannot be waited in
+                # (its kernel objects are the parent's): the core waits itself.
+                status = self._run_batch(True, wait=self._trio_inherited)
             except (KeyboardInterrupt, SystemExit) as exc:
                 if not self._forward_base_exception(exc):
                     raise
@@ -303,12 +310,9 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                 if not self._trio_inherited:
                     await trio.lowlevel.checkpoint()
                 continue
-            if self._pending_trio_tasks:
-                continue
+            if self._pending_trio_tasks or self._trio_inherited:
+                continue  # inherited: forked in that batch, the next one waits in the core
             deadline = self._prepare_sleep()
-            if self._trio_inherited:
-                self._wait_without_trio(deadline)
-                continue
             if deadline == 0.0:
                 # Work arrived while preparing to sleep (or a timer is due at 0.0 on a
                 # mock clock): run another pass.
@@ -337,21 +341,6 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
                 # suspended, GC-invisible fiber stack; one more checkpoint replaces it.
                 await trio.lowlevel.cancel_shielded_checkpoint()
 
-    def _wait_without_trio(self, deadline: float | None) -> None:
-        """Wait in poll(2) on the core's own poller (after ``_prepare_sleep``): how the driver
-        waits in a forked child that inherited the Trio run it is running in."""
-        try:
-            if deadline == 0.0:
-                return
-            poller = select.poll()
-            poller.register(self._poll_fd(), select.POLLIN)
-            if deadline is None:
-                poller.poll()
-            else:
-                poller.poll(max(0, math.ceil((deadline - self.time()) * 1000)))
-        finally:
-            self._end_sleep()
-
     def _after_fork_in_child(self) -> None:
         """In a forked child: stop sharing kernel objects with the parent (see ``_fork``)."""
         if not self.is_closed():
@@ -373,7 +362,7 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
         self._inline = True
         self._end_sleep()
         try:
-            if self._run_batch(self._batch_sets_running_loop) == _STOP:
+            if self._run_batch(True) == _STOP:
                 self._stopped_inline = True
         except (KeyboardInterrupt, SystemExit) as exc:
             if not self._forward_base_exception(exc):
@@ -451,8 +440,10 @@ class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type:
             handle._context.run(nursery.start_soon, handle._run, name=handle._proc)  # type: ignore[arg-type]
         else:
             # Not inside our Trio run (a sync loop that is stopped, or running callbacks
-            # on its caller's stack): the driver starts it on its next pass.
+            # on its caller's stack): the driver starts it on its next pass; a batch
+            # running in the core's own wait returns for that.
             self._pending_trio_tasks.append(handle)
+            self._interrupt()
 
     def _start_pending_trio_tasks(self) -> None:
         pending, self._pending_trio_tasks = self._pending_trio_tasks, []

@@ -1,8 +1,8 @@
 """The signal wake-up fd of a sync loop that waits on its caller's side.
 
 CPython runs a Python signal handler only between bytecodes of the main thread. A signal
-that arrives after the loop's last Python-level check and before it blocks in ``poll(2)``
-(while Rust code prepares the sleep, say) does not interrupt that ``poll``: its handler
+that arrives after the loop's last Python-level check and before it blocks in its poller
+(while Rust code prepares the sleep, say) does not interrupt that wait: its handler
 would wait for the next wake-up, which may never come (a ``SIGCHLD`` for the child the loop
 waits for). ``signal.set_wakeup_fd`` closes that window: the C-level handler also writes
 the signal number to a file descriptor, which the loop polls.

@@ -15,8 +15,6 @@ import asyncio
 import atexit
 import contextvars
 import gc
-import math
-import select
 import signal
 import sys
 import threading
@@ -31,18 +29,11 @@ import outcome
 import trio
 
 from _asyncio import _set_running_loop as _c_set_running_loop
-from sniffio import thread_local as _sniffio_thread_local
 
 from . import _fork
-from ._base import (
-    _GLOBAL_RUN_CONTEXT,
-    _IDLE,
-    _STOP,
-    DRIVER_BUDGET,
-    BaseTrioEventLoop,
-    wait_seconds,
-)
+from ._base import _GLOBAL_RUN_CONTEXT, BaseTrioEventLoop
 from ._context import current_loop
+from ._engine import RUN_STOP as _STOP
 from ._fiber import Fiber, current as current_fiber, suspend
 from ._signal_wakeup import SignalWakeup
 from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
@@ -120,7 +111,6 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         # The caller's thread state while the fiber runs (set only during a switch).
         self._caller_state: ThreadStateSlot | None = None
         self._run_outcome: outcome.Outcome[None] | None = None
-        self._poller: select.poll | None = None
         # Created at the first add_signal_handler (see _signal_wakeup), kept until close().
         self._signal_wakeup: SignalWakeup | None = None
 
@@ -135,21 +125,17 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             is running in this thread.
         """
         self._check_closed()
-        if self._running:
-            raise RuntimeError("This event loop is already running")
+        self._begin_run(True)  # RuntimeError if it is running already
         if events._get_running_loop() is not None:
+            self._end_run(True)
             raise RuntimeError("Cannot run the event loop while another loop is running")
         if self._debug:
             self._set_coroutine_origin_tracking(True)
         old_agen_hooks = _get_asyncgen_hooks()
         self._thread_id = threading.get_ident()
-        tl = _sniffio_thread_local
-        prev_library = tl.name
         try:
-            self._set_owner_thread()
             _c_set_running_loop(self)
             _set_asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
-            self._running = True
             fiber = self._fiber
             if fiber is not None and not fiber.owned_by_current_thread():
                 self._abandon_fiber()
@@ -163,12 +149,8 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             else:
                 # Fast path: callbacks that are ready run right here; only when the loop
                 # must wait (or Trio tasks must run) does control go into the fiber.
-                if not self._pending_trio_tasks:
-                    tl.name = "asyncio"
-                    status = self._run_ready(DRIVER_BUDGET)
-                    tl.name = prev_library
-                    if status == _STOP:
-                        return
+                if not self._pending_trio_tasks and self._run_batch(False) == _STOP:
+                    return
             _set_asyncgen_hooks(_firstiter_hook, _finalizer_hook)
             if self._fiber is None:
                 self._start_fiber()
@@ -178,10 +160,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
                 raise RuntimeError("the sync loop's Trio run ended unexpectedly")
             result.unwrap()
         finally:
-            tl.name = prev_library
-            self._running = False
-            self._clear_stopping()
-            self._clear_owner_thread()
+            self._end_run(True)
             self._thread_id = None
             _c_set_running_loop(None)
             if self._coroutine_origin_tracking_enabled:
@@ -206,34 +185,12 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         return super().create_task(coro, **kwargs)
 
     def _run_without_trio(self) -> bool:
-        """Run callbacks, waiting in poll(2) on the core's poll fd when idle, until the
-        loop stops (return True) or a Trio task must start (return False)."""
-        tl = _sniffio_thread_local
-        poller = self._poller
-        if poller is None:
-            poller = self._poller = select.poll()
-            poller.register(self._poll_fd(), select.POLLIN)
+        """Run callbacks, blocking in the core's poller when idle (as stock asyncio blocks in
+        its selector), until the loop stops (return True) or a Trio task must start (return
+        False)."""
         while not self._pending_trio_tasks:
-            prev_library = tl.name
-            tl.name = "asyncio"
-            try:
-                status = self._run_ready(DRIVER_BUDGET)
-            finally:
-                tl.name = prev_library
-            if status == _STOP:
+            if self._run_batch(False, wait=True) == _STOP:
                 return True
-            if status != _IDLE or self._pending_trio_tasks:
-                continue
-            deadline = self._prepare_sleep()
-            try:
-                if deadline == 0.0:
-                    continue  # work arrived meanwhile
-                if deadline is None:
-                    poller.poll()
-                else:
-                    poller.poll(math.ceil(wait_seconds(deadline, self.time()) * 1000))
-            finally:
-                self._end_sleep()
         return False
 
     def _abandon_fiber(self) -> None:
@@ -256,7 +213,6 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
 
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
-        self._poller = None  # it polled the parent's poller fd
         self._renew_signal_wakeup_after_fork()
         if self._fiber is None:
             return
@@ -381,7 +337,6 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             pass  # forked from a thread other than the main one: no wake-up fd there
 
     def _close_trio_side(self) -> None:
-        self._poller = None
         fiber = self._fiber
         if fiber is None:
             return

@@ -8,12 +8,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTypeInfo;
 
+use super::error::{FiberError, FiberExit};
 use super::stack::{self, DEFAULT_STACK_SIZE};
 use super::state::{self, SavedState, StartDepth};
 use super::stats;
 use super::switch::{self, Co, Entry, Outcome, Resume, Shared};
-use crate::errors::FiberError;
-use crate::py::errors::FiberExit;
 
 /// C stack budgeted per unit of Python recursion depth. Measured on 3.11 (release, x86-64):
 /// `list(map(f, ...))` recursion uses ~1.06 KiB per unit, `sorted(key=f)` ~1.75 KiB.

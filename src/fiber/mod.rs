@@ -50,12 +50,14 @@
 //! No Python code runs inside the bracket and no exception is pending across it: values
 //! and errors travel as Rust values ([`switch::Resume`], [`switch::Outcome`]).
 
+mod error;
 mod handle;
 mod stack;
 mod state;
 mod stats;
 mod switch;
 
+pub use error::{FiberError, FiberExit};
 pub use handle::{current, suspend, Fiber, FiberState};
 pub use stats::statistics;
 

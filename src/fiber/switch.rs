@@ -21,11 +21,10 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use super::error::{FiberError, FiberExit};
 use super::stack::FiberStack;
 use super::state::{self, Carry, SavedState};
 use super::stats;
-use crate::errors::FiberError;
-use crate::py::errors::FiberExit;
 
 /// What a resumer sends into a fiber.
 pub(crate) enum Resume {

@@ -1,17 +1,9 @@
-//! The one place engine errors become Python exceptions, and the engine's exception types.
+//! The one place engine errors become Python exceptions.
 
-use pyo3::exceptions::{PyBaseException, PyMemoryError, PyRuntimeError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError};
 use pyo3::PyErr;
 
-use crate::errors::FiberError;
-
-pyo3::create_exception!(
-    trio_asyncio._engine,
-    FiberExit,
-    PyBaseException,
-    "Raised inside a fiber to kill it; leaving the fiber's function it counts as a normal \
-     finish returning None."
-);
+use crate::fiber::FiberError;
 
 impl From<FiberError> for PyErr {
     fn from(e: FiberError) -> PyErr {
@@ -33,14 +25,14 @@ impl From<FiberError> for PyErr {
 
 use pyo3::exceptions::{PyOSError, PyOverflowError, PyValueError};
 
-use crate::errors::SchedulerError;
+use crate::scheduler::error::SchedulerError;
 
 impl From<SchedulerError> for PyErr {
     fn from(e: SchedulerError) -> PyErr {
         match e {
-            SchedulerError::Closed | SchedulerError::WrongThread => {
-                PyRuntimeError::new_err(e.to_string())
-            }
+            SchedulerError::Closed
+            | SchedulerError::WrongThread
+            | SchedulerError::AlreadyRunning => PyRuntimeError::new_err(e.to_string()),
             SchedulerError::InvalidFd(_) => PyValueError::new_err(e.to_string()),
             SchedulerError::FdTooLarge => PyOverflowError::new_err(e.to_string()),
             // OSError(errno, strerror) picks the errno's subclass (PermissionError, ...),

@@ -4,7 +4,8 @@
 //! its methods override asyncio's by MRO and `loop.call_soon(...)` from Python or from C
 //! (asyncio's C `Task`/`Future`) is one vectorcall into Rust. The loop's *driver* (a Trio
 //! task, or a test's `select` loop) calls [`LoopCore::_run_ready`] and the sleep protocol;
-//! see `design/scheduler.md`.
+//! the sync loop before it has a Trio run calls `_run_ready(budget, wait=True)`, which
+//! blocks in the poller itself. See `design/scheduler.md`.
 //!
 //! State and threads:
 //! - `state` ([`GilCell`]): ready FIFO, timer heap, reactor, clock; touched only with
@@ -24,10 +25,11 @@
 //! 3. construction, clock       6. introspection, GC
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use pyo3::exceptions::{PyAttributeError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::gc::PyVisit;
@@ -38,17 +40,34 @@ use pyo3::PyTraverseError;
 use super::asyncio_refs;
 use super::gil_cell::GilCell;
 use super::handle::{cancel_handle, run_handle, Handle, HandleData};
-use crate::errors::SchedulerError;
 use crate::scheduler::clock;
+use crate::scheduler::error::SchedulerError;
+use crate::scheduler::poller::Poller;
 use crate::scheduler::reactor::{Direction, Reactor};
 use crate::scheduler::ready::ReadyQueue;
 use crate::scheduler::timers::TimerHeap;
 use crate::scheduler::waker::Waker;
 
-/// `_run_ready` results.
-const IDLE: i32 = 0;
-const STOP: i32 = 1;
-const YIELD: i32 = 2;
+/// `_run_ready` results, exported to Python as `_engine.RUN_IDLE`, `RUN_STOP`, `RUN_YIELD`
+/// (the one definition).
+pub(crate) const IDLE: i32 = 0;
+pub(crate) const STOP: i32 = 1;
+pub(crate) const YIELD: i32 = 2;
+
+/// A blocking wait that found work within this was "short": the next idle point of a
+/// waiting batch polls (timeout 0) before it blocks (see `_run_ready`).
+const SHORT_WAIT: Duration = Duration::from_micros(20);
+
+/// Longest single blocking wait; a later deadline is reached by waiting again.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// What a driver about to sleep should do.
+enum Sleep {
+    /// There is work (or the loop stops or is closed): do not block.
+    Busy,
+    /// Block until this loop-time deadline (`None`: until woken).
+    Until(Option<f64>),
+}
 
 // =======================================================================================
 // 1. struct and state
@@ -59,6 +78,11 @@ struct CoreState {
     timers: TimerHeap<Py<Handle>>,
     /// `None` once closed.
     reactor: Option<Reactor<Py<Handle>>>,
+    /// `None` once closed.
+    poller: Option<Poller>,
+    /// A wake-up was claimed during the last sleep and its event has not been seen by a
+    /// poll yet: poll even if no fd is registered, so the poller's fd does not stay ready.
+    wake_outstanding: bool,
     clock_offset: f64,
     clock_fn: Option<Py<PyAny>>,
     clock_resolution: f64,
@@ -71,6 +95,7 @@ type Leftovers = (
     VecDeque<Py<Handle>>,
     Vec<Py<Handle>>,
     Option<Reactor<Py<Handle>>>,
+    Option<Poller>,
     VecDeque<Py<Handle>>,
 );
 
@@ -85,10 +110,20 @@ type Leftovers = (
 pub struct LoopCore {
     state: GilCell<CoreState>,
     threadsafe: Mutex<VecDeque<Py<Handle>>>,
-    threadsafe_len: AtomicUsize,
+    /// Written by producers on other threads, read by the driver every iteration: on a
+    /// cache line of its own.
+    threadsafe_len: CachePadded<AtomicUsize>,
     waker: Waker,
+    /// The poller's fd (what a Trio driver parks on); -1 once closed.
+    poll_fd: AtomicI32,
     closed: AtomicBool,
+    /// Between `_begin_run()` and `_end_run()` (`is_running()`).
+    running: AtomicBool,
     stopping: AtomicBool,
+    /// `_interrupt()` was called: a waiting `_run_ready` returns YIELD.
+    interrupt: AtomicBool,
+    /// The last blocking wait of a waiting batch found work at once (see `_run_ready`).
+    waits_are_short: AtomicBool,
     debug: AtomicBool,
     /// `_run_ready` returned YIELD right after polling: the next call runs what that poll
     /// queued before polling again (a second poll would queue the same handles twice).
@@ -123,6 +158,8 @@ pub struct CoreStatistics {
     callbacks: u64,
     /// Reactor polls (system calls) made by `_run_ready`.
     polls: u64,
+    /// Level-triggered registrations re-armed after their event was delivered.
+    rearms: u64,
     /// Wake-up writes made while the driver slept.
     wakeups: u64,
     /// Whether the driver is between `_prepare_sleep` and `_end_sleep`.
@@ -136,7 +173,8 @@ impl CoreStatistics {
     fn __repr__(&self) -> String {
         format!(
             "CoreStatistics(ready={}, timers={}, cancelled_timers={}, readers={}, writers={}, \
-             threadsafe={}, iterations={}, callbacks={}, polls={}, wakeups={}, sleeping={}, closed={})",
+             threadsafe={}, iterations={}, callbacks={}, polls={}, rearms={}, wakeups={}, sleeping={}, \
+             closed={})",
             self.ready,
             self.timers,
             self.cancelled_timers,
@@ -146,6 +184,7 @@ impl CoreStatistics {
             self.iterations,
             self.callbacks,
             self.polls,
+            self.rearms,
             self.wakeups,
             if self.sleeping { "True" } else { "False" },
             if self.closed { "True" } else { "False" },
@@ -250,6 +289,15 @@ fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
         return Err(SchedulerError::InvalidFd(fd.to_string()).into());
     }
     i32::try_from(fd).map_err(|_| SchedulerError::FdTooLarge.into())
+}
+
+/// Release cancelled timers taken out of the heap: no longer scheduled, then dropped (outside
+/// any state borrow: dropping may run Python code).
+fn release_dead_timers(dead: Vec<Py<Handle>>) {
+    for h in &dead {
+        h.get().scheduled.store(false, Ordering::Relaxed);
+    }
+    drop(dead);
 }
 
 impl LoopCore {
@@ -358,10 +406,7 @@ impl LoopCore {
             }
             dead
         });
-        for h in &dead {
-            h.get().scheduled.store(false, Ordering::Relaxed);
-        }
-        drop(dead);
+        release_dead_timers(dead);
         self.waker.notify();
     }
 
@@ -395,31 +440,136 @@ impl LoopCore {
         });
     }
 
-    /// Poll the reactor with timeout 0 and queue the handles of the ready fds.
+    /// Re-arm what the last poll delivered, poll with timeout 0 and queue the handles of
+    /// the ready fds.
     fn poll_io(&self, py: Python<'_>) -> PyResult<()> {
         let mut dead: Vec<Py<Handle>> = Vec::new();
-        let woken = self.state.with(py, |s| {
-            let CoreState { reactor, ready, .. } = s;
-            match reactor {
-                Some(r) => r.poll(
-                    Some(Duration::ZERO),
-                    |h| ready.push(h.clone_ref(py)),
-                    &mut dead,
-                ),
-                None => Ok(false),
+        let r = self.state.with(py, |s| {
+            let CoreState {
+                reactor,
+                poller,
+                ready,
+                wake_outstanding,
+                ..
+            } = s;
+            let (Some(reactor), Some(poller)) = (reactor, poller) else {
+                return Ok(());
+            };
+            reactor.rearm_delivered();
+            let events = match poller.wait(Some(Duration::ZERO)) {
+                Ok(events) => events,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if reactor.dispatch(events, |h| ready.push(h.clone_ref(py)), &mut dead) {
+                *wake_outstanding = false;
             }
+            Ok(())
         });
         drop(dead);
-        if woken.map_err(SchedulerError::from)? {
-            // A wake-up that raced with the end of the last sleep.
-            self.waker.drain();
-        }
-        Ok(())
+        r.map_err(|e| SchedulerError::from(e).into())
     }
 
-    fn has_registrations(&self, py: Python<'_>) -> bool {
+    /// Whether the next iteration must poll: an fd is registered, or a wake-up's event may
+    /// still be queued in the poller.
+    /// Enter the sleeping state, or stay awake (Busy) if there is work already.
+    fn enter_sleep(&self, py: Python<'_>) -> Sleep {
+        if self.closed.load(Ordering::Relaxed) {
+            return Sleep::Busy;
+        }
+        // Level-triggered fds delivered in the last batch and still ready must make the
+        // poller report them (or its fd readable) before the driver blocks.
+        self.state
+            .with(py, |s| s.reactor.as_mut().map(|r| r.rearm_delivered()));
+        self.waker.begin_sleep();
+        if self.stopping.load(Ordering::SeqCst) || !self.is_idle(py) {
+            self.leave_sleep(py);
+            return Sleep::Busy;
+        }
+        let (when, dead) = self.state.with(py, |s| {
+            let mut dead = Vec::new();
+            s.timers.pop_cancelled_top(&mut dead);
+            (s.timers.peek_when(), dead)
+        });
+        // Dropping may run __del__ code that queues work: it then wakes us (we sleep).
+        release_dead_timers(dead);
+        Sleep::Until(when)
+    }
+
+    /// Block in the poller until an fd event, a wake-up or the earliest timer, with the GIL
+    /// released; queue what it found. A signal interrupting the wait runs the Python
+    /// signal handlers (which may raise, e.g. KeyboardInterrupt).
+    fn block(&self, py: Python<'_>) -> PyResult<()> {
+        let Sleep::Until(when) = self.enter_sleep(py) else {
+            return Ok(());
+        };
+        let timeout = match when {
+            None => None,
+            Some(when) => {
+                let dt = when - self.now(py)?;
+                Some(if dt > 0.0 {
+                    Duration::try_from_secs_f64(dt)
+                        .unwrap_or(MAX_WAIT)
+                        .min(MAX_WAIT)
+                } else if dt.is_nan() {
+                    // Never due: wait as for a far deadline (Python refuses NaN timers).
+                    MAX_WAIT
+                } else {
+                    Duration::ZERO
+                })
+            }
+        };
+        let Some(mut poller) = self.state.with(py, |s| s.poller.take()) else {
+            // Closed, or another thread is blocked in this loop's poller.
+            self.leave_sleep(py);
+            self.check_closed()?;
+            return Err(SchedulerError::AlreadyRunning.into());
+        };
+        let (poller, waited) = py.detach(move || {
+            let r = poller.wait(timeout).map(|_| ());
+            (poller, r)
+        });
+        let claimed = self.waker.end_sleep();
+        let mut dead: Vec<Py<Handle>> = Vec::new();
+        let leftover = self.state.with(py, |s| {
+            let CoreState {
+                reactor,
+                ready,
+                wake_outstanding,
+                poller: slot,
+                ..
+            } = s;
+            let Some(reactor) = reactor else {
+                return Some(poller);
+            }; // closed meanwhile
+            let woken = waited.is_ok()
+                && reactor.dispatch(poller.events(), |h| ready.push(h.clone_ref(py)), &mut dead);
+            if claimed && !woken {
+                *wake_outstanding = true;
+            }
+            *slot = Some(poller);
+            None
+        });
+        drop((dead, leftover));
+        match waited {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => py.check_signals(),
+            Err(e) => Err(SchedulerError::from(e).into()),
+        }
+    }
+
+    /// End a sleep; returns whether a wake-up was claimed (then its event must be polled).
+    fn leave_sleep(&self, py: Python<'_>) -> bool {
+        let claimed = self.waker.end_sleep();
+        if claimed {
+            self.state.with(py, |s| s.wake_outstanding = true);
+        }
+        claimed
+    }
+
+    fn must_poll(&self, py: Python<'_>) -> bool {
         self.state.with(py, |s| {
-            s.reactor.as_ref().is_some_and(|r| r.has_registrations())
+            s.wake_outstanding || s.reactor.as_ref().is_some_and(|r| r.has_registrations())
         })
     }
 
@@ -435,7 +585,7 @@ impl LoopCore {
         // not just poll before deciding whether it was idle).
         let (has_regs, has_timers) = self.state.with(py, |s| {
             (
-                s.reactor.as_ref().is_some_and(|r| r.has_registrations()),
+                s.wake_outstanding || s.reactor.as_ref().is_some_and(|r| r.has_registrations()),
                 !s.timers.is_empty(),
             )
         });
@@ -456,11 +606,8 @@ impl LoopCore {
                 let CoreState { timers, ready, .. } = s;
                 timers.drain_due(limit, |h| ready.push(h));
             });
-            for h in &dead {
-                h.get().scheduled.store(false, Ordering::Relaxed);
-            }
         }
-        drop(dead);
+        release_dead_timers(dead);
         // (d) run the callbacks that are ready now; the ones they add run next iteration.
         let ntodo = self.state.with(py, |s| {
             s.iterations += 1;
@@ -535,10 +682,7 @@ impl LoopCore {
             s.timers.pop_cancelled_top(&mut dead);
             (s.timers.peek_when(), s.clock_resolution, dead)
         });
-        for h in &dead {
-            h.get().scheduled.store(false, Ordering::Relaxed);
-        }
-        drop(dead);
+        release_dead_timers(dead);
         match top {
             None => Ok(false),
             Some(when) => Ok(when < self.now(py)? + resolution),
@@ -552,16 +696,22 @@ impl LoopCore {
 
     /// Take everything out of the state (to be dropped by the caller) and close the fds.
     fn take_everything(&self, py: Python<'_>) -> Leftovers {
-        let (ready, timers, reactor) = self.state.with(py, |s| {
-            (s.ready.take_all(), s.timers.take_all(), s.reactor.take())
+        let (ready, timers, reactor, poller) = self.state.with(py, |s| {
+            (
+                s.ready.take_all(),
+                s.timers.take_all(),
+                s.reactor.take(),
+                s.poller.take(),
+            )
         });
+        self.poll_fd.store(-1, Ordering::Relaxed);
         let ts = {
             let mut q = self.threadsafe.lock().unwrap_or_else(|e| e.into_inner());
             self.threadsafe_len.store(0, Ordering::SeqCst);
             std::mem::take(&mut *q)
         };
         self.waker.close();
-        (ready, timers, reactor, ts)
+        (ready, timers, reactor, poller, ts)
     }
 
     fn register(
@@ -649,13 +799,15 @@ impl LoopCore {
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<LoopCore> {
-        let waker = Waker::new().map_err(SchedulerError::from)?;
-        let reactor = Reactor::new(waker.raw_fd()).map_err(SchedulerError::from)?;
+        let (poller, registry, waker) = Poller::new().map_err(SchedulerError::from)?;
+        let poll_fd = poller.raw_fd();
         Ok(LoopCore {
             state: GilCell::new(CoreState {
                 ready: ReadyQueue::default(),
                 timers: TimerHeap::default(),
-                reactor: Some(reactor),
+                reactor: Some(Reactor::new(registry)),
+                poller: Some(poller),
+                wake_outstanding: false,
                 clock_offset: 0.0,
                 clock_fn: None,
                 clock_resolution: clock::resolution(),
@@ -663,10 +815,14 @@ impl LoopCore {
                 callbacks: 0,
             }),
             threadsafe: Mutex::new(VecDeque::new()),
-            threadsafe_len: AtomicUsize::new(0),
-            waker,
+            threadsafe_len: CachePadded::new(AtomicUsize::new(0)),
+            waker: Waker::new(waker),
+            poll_fd: AtomicI32::new(poll_fd),
             closed: AtomicBool::new(false),
+            running: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            interrupt: AtomicBool::new(false),
+            waits_are_short: AtomicBool::new(false),
             polled_ahead: AtomicBool::new(false),
             debug: AtomicBool::new(false),
             owner: AtomicU64::new(current_thread()),
@@ -801,15 +957,7 @@ impl LoopCore {
         kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<Handle>> {
         reject_keywords("call_soon", kwargs)?;
-        let core = slf.get();
-        core.check_closed()?;
-        if core.debug() {
-            core.check_thread()?;
-            check_callback(&callback, "call_soon")?;
-        }
-        let h = LoopCore::new_handle(slf, callback, args, context, None)?;
-        core.schedule(slf.py(), h.clone_ref(slf.py()));
-        Ok(h)
+        LoopCore::enqueue(slf, callback, args, context, None, "call_soon")
     }
 
     /// Like `call_soon()`, but thread-safe.
@@ -822,14 +970,7 @@ impl LoopCore {
         kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<Handle>> {
         reject_keywords("call_soon_threadsafe", kwargs)?;
-        let core = slf.get();
-        core.check_closed()?;
-        if core.debug() {
-            check_callback(&callback, "call_soon_threadsafe")?;
-        }
-        let h = LoopCore::new_handle(slf, callback, args, context, None)?;
-        core.schedule(slf.py(), h.clone_ref(slf.py()));
-        Ok(h)
+        LoopCore::enqueue(slf, callback, args, context, None, "call_soon_threadsafe")
     }
 
     /// Arrange for `callback(*args)` to be called `delay` seconds from now.
@@ -944,15 +1085,19 @@ impl LoopCore {
 
     /// The poller's fd (readable when a registered fd is ready or the loop is woken), or
     /// -1 if the backend has none (`poll(2)` fallback) or the core is closed.
-    fn _poll_fd(&self, py: Python<'_>) -> i32 {
-        self.state.with(py, |s| {
-            s.reactor.as_ref().and_then(|r| r.raw_fd()).unwrap_or(-1)
-        })
+    fn _poll_fd(&self) -> i32 {
+        self.poll_fd.load(Ordering::Relaxed)
     }
 
     /// Run loop iterations back to back; return 1 (STOP: `stop()` was called; the flag is
     /// left set), 0 (IDLE: nothing ready), or 2 (YIELD: `budget` seconds have passed).
-    fn _run_ready(slf: &Bound<'_, Self>, budget: f64) -> PyResult<i32> {
+    ///
+    /// With `wait`, the loop blocks in the poller itself when it has nothing to do (the GIL
+    /// released, until an fd event, a wake-up or the earliest timer: one system call per
+    /// wake-up, as stock asyncio's `select`) instead of returning IDLE, and the budget is
+    /// ignored: it returns STOP, or YIELD once `_interrupt()` was called.
+    #[pyo3(signature = (budget, wait = false))]
+    fn _run_ready(slf: &Bound<'_, Self>, budget: f64, wait: bool) -> PyResult<i32> {
         let py = slf.py();
         let core = slf.get();
         core.check_closed()?;
@@ -961,18 +1106,51 @@ impl LoopCore {
         // iteration would cost ~15% of a one-callback iteration.
         let start = clock::coarse();
         let mut poll = !core.polled_ahead.swap(false, Ordering::Relaxed);
+        if !wait {
+            // Only a waiting batch needs telling: the other drivers look at their own work
+            // between batches.
+            core.interrupt.store(false, Ordering::Relaxed);
+        }
         loop {
             core.run_once(py, loop_obj, poll)?;
             poll = true;
             if core.stopping.load(Ordering::SeqCst) {
                 return Ok(STOP);
             }
+            if wait {
+                if core.interrupt.swap(false, Ordering::SeqCst) {
+                    return Ok(YIELD);
+                }
+                if core.is_idle(py) && !core.timer_due(py)? {
+                    // Poll ahead (timeout 0, the GIL kept) only while waits keep finding
+                    // fds ready at once (a ping-pong on loopback sockets): that saves
+                    // releasing and retaking the GIL. Otherwise block directly: one system
+                    // call per wake-up, as stock asyncio's select.
+                    if core.waits_are_short.load(Ordering::Relaxed) && core.must_poll(py) {
+                        core.poll_io(py)?;
+                        if !core.is_idle(py) {
+                            poll = false;
+                            continue;
+                        }
+                        core.waits_are_short.store(false, Ordering::Relaxed);
+                    }
+                    let started = std::time::Instant::now();
+                    core.block(py)?;
+                    let short = started.elapsed() < SHORT_WAIT && !core.is_idle(py);
+                    core.waits_are_short.store(short, Ordering::Relaxed);
+                    poll = false;
+                    if core.interrupt.swap(false, Ordering::SeqCst) {
+                        return Ok(YIELD);
+                    }
+                }
+                continue;
+            }
             if core.is_idle(py) && !core.timer_due(py)? {
                 // Before going idle, look once more for fd events this batch caused (a
                 // reply on a loopback socket, a pipe the callback wrote to): a zero-timeout
                 // poll costs one system call; sleeping in Trio and being woken costs a
                 // trip through Trio's scheduler.
-                if !core.has_registrations(py) {
+                if !core.must_poll(py) {
                     return Ok(IDLE);
                 }
                 core.poll_io(py)?;
@@ -997,30 +1175,55 @@ impl LoopCore {
     /// else the loop-time deadline of the earliest live timer, or None if there is none.
     /// The driver then parks on `_poll_fd()` until that deadline and calls `_end_sleep()`.
     fn _prepare_sleep(&self, py: Python<'_>) -> Option<f64> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Some(0.0);
+        match self.enter_sleep(py) {
+            Sleep::Busy => Some(0.0),
+            Sleep::Until(when) => when,
         }
-        self.waker.begin_sleep();
-        if self.stopping.load(Ordering::SeqCst) || !self.is_idle(py) {
-            self.waker.end_sleep();
-            return Some(0.0);
-        }
-        let (when, dead) = self.state.with(py, |s| {
-            let mut dead = Vec::new();
-            s.timers.pop_cancelled_top(&mut dead);
-            (s.timers.peek_when(), dead)
-        });
-        for h in &dead {
-            h.get().scheduled.store(false, Ordering::Relaxed);
-        }
-        // Dropping may run __del__ code that queues work: it then wakes us (we sleep).
-        drop(dead);
-        when
     }
 
-    /// Leave the sleeping state (after waking up, or instead of parking).
-    fn _end_sleep(&self) {
-        self.waker.end_sleep();
+    /// Make a running `_run_ready(..., wait=True)` return YIELD after the current
+    /// iteration (waking it if it is blocked): the Python driver has work of its own.
+    fn _interrupt(&self) {
+        self.interrupt.store(true, Ordering::SeqCst);
+        self.waker.notify();
+    }
+
+    /// Mark the loop running (`is_running()`); with `set_owner`, the calling thread owns it.
+    /// Raises asyncio's RuntimeError if it is already running.
+    #[pyo3(signature = (set_owner = false))]
+    fn _begin_run(&self, set_owner: bool) -> PyResult<()> {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return Err(SchedulerError::AlreadyRunning.into());
+        }
+        if set_owner {
+            self.owner.store(current_thread(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Mark the loop stopped: not running, not stopping; with `clear_owner`, no owner thread.
+    #[pyo3(signature = (clear_owner = false))]
+    fn _end_run(&self, clear_owner: bool) {
+        self.running.store(false, Ordering::SeqCst);
+        self.stopping.store(false, Ordering::SeqCst);
+        self.interrupt.store(false, Ordering::SeqCst);
+        if clear_owner {
+            self.owner.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Return True if the event loop is running.
+    fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Leave the sleeping state (after waking up, or instead of parking). If a producer
+    /// woke the poller, its event is consumed here (fd events found with it are queued).
+    fn _end_sleep(&self, py: Python<'_>) -> PyResult<()> {
+        if self.leave_sleep(py) {
+            self.poll_io(py)?;
+        }
+        Ok(())
     }
 
     /// Make the poll fd readable now (once per sleep), so a driver parked on it wakes up.
@@ -1048,27 +1251,24 @@ impl LoopCore {
         if self.is_closed() {
             return Ok(());
         }
-        self.waker.renew().map_err(SchedulerError::from)?;
-        let mut fresh = Reactor::new(self.waker.raw_fd()).map_err(SchedulerError::from)?;
-        type Regs = Vec<(i32, Option<Py<Handle>>, Option<Py<Handle>>)>;
-        let regs: Regs = self.state.with(py, |s| match s.reactor.as_ref() {
-            Some(r) => r
-                .iter()
-                .map(|(fd, rd, wr)| (fd, rd.map(|h| h.clone_ref(py)), wr.map(|h| h.clone_ref(py))))
-                .collect(),
-            None => Vec::new(),
+        // A new mio::Poll (epoll fd), its registry and waker; every live registration is
+        // registered into it. The old poller (also None if another thread was blocked in
+        // it: that thread does not exist in the child), registry and waker are dropped,
+        // which only closes the child's copies of their fds.
+        let (poller, registry, waker) = Poller::new().map_err(SchedulerError::from)?;
+        self.poll_fd.store(poller.raw_fd(), Ordering::Relaxed);
+        self.waker.renew(waker);
+        self.polled_ahead.store(false, Ordering::Relaxed);
+        let (old_poller, refused) = self.state.with(py, |s| {
+            s.wake_outstanding = false;
+            let refused = s
+                .reactor
+                .as_mut()
+                .map(|r| r.renew(registry))
+                .unwrap_or_default();
+            (s.poller.replace(poller), refused)
         });
-        for (fd, rd, wr) in regs {
-            for (dir, h) in [(Direction::Read, rd), (Direction::Write, wr)] {
-                if let Some(h) = h {
-                    // An fd the kernel refuses now (closed since) is dropped, as a closed fd's
-                    // registration is by the kernel.
-                    let _ = fresh.add(fd, dir, h);
-                }
-            }
-        }
-        let old = self.state.with(py, |s| s.reactor.replace(fresh));
-        drop(old); // closes the child's copy of the old poller fd only
+        drop((old_poller, refused));
         Ok(())
     }
 
@@ -1100,7 +1300,8 @@ impl LoopCore {
             threadsafe,
             iterations: s.iterations,
             callbacks: s.callbacks,
-            polls: s.reactor.as_ref().map_or(0, |r| r.polls()),
+            polls: s.poller.as_ref().map_or(0, |p| p.polls()),
+            rearms: s.reactor.as_ref().map_or(0, |r| r.rearms()),
             wakeups: self.waker.wakes(),
             sleeping: self.waker.is_sleeping(),
             closed: self.closed.load(Ordering::Relaxed),
@@ -1151,13 +1352,29 @@ impl LoopCore {
         args: Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
+        LoopCore::enqueue(slf, callback, args, context, Some(when), "call_at")
+    }
+
+    /// The one enqueue path of `call_soon`, `call_soon_threadsafe`, `call_at`/`call_later`:
+    /// asyncio's checks (closed; in debug mode the thread, except for the thread-safe
+    /// method, and the callback), a new handle (a timer if `when` is given), queued.
+    fn enqueue(
+        slf: &Bound<'_, Self>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+        when: Option<f64>,
+        method: &str,
+    ) -> PyResult<Py<Handle>> {
         let core = slf.get();
         core.check_closed()?;
         if core.debug() {
-            core.check_thread()?;
-            check_callback(&callback, "call_at")?;
+            if method != "call_soon_threadsafe" {
+                core.check_thread()?;
+            }
+            check_callback(&callback, method)?;
         }
-        let h = LoopCore::new_handle(slf, callback, args, context, Some(when))?;
+        let h = LoopCore::new_handle(slf, callback, args, context, when)?;
         core.schedule(slf.py(), h.clone_ref(slf.py()));
         Ok(h)
     }

@@ -7,19 +7,21 @@
 //!   call_soon ───────────────▶ ready FIFO ──(d) run batch──▶ callbacks
 //!   call_soon_threadsafe ─▶ threadsafe queue ──(a)──┘ ▲ ▲
 //!   call_at/call_later ───▶ timer heap ───(c) due─────┘ │
-//!   add_reader/add_writer ▶ reactor (epoll|kqueue|poll) ─(b) ready fds
-//!   any producer while the driver sleeps ──▶ waker (eventfd|pipe) ─▶ poller fd readable
+//!   add_reader/add_writer ▶ reactor (mio Registry) ──(b) ready fds (poller: mio Poll)
+//!   any producer while the driver sleeps ──▶ waker (mio::Waker) ─▶ poller wakes
 //! ```
 //!
 //! - [`ready`]: the FIFO and asyncio's "one batch per iteration" rule.
 //! - [`timers`]: `(when, seq)` min-heap, lazy cancellation, asyncio's compaction rule.
-//! - [`reactor`]: persistent level-triggered fd registrations over [`sys`] backends.
-//! - [`waker`]: the sleep/wake handshake (one wake-up write per sleep, none while awake).
+//! - [`reactor`]: persistent level-triggered fd registrations on mio (re-armed per event).
+//! - [`poller`]: the `mio::Poll` the driver waits in.
+//! - [`waker`]: the sleep/wake handshake (one wake-up per sleep, none while awake).
 //! - [`clock`]: the native monotonic clock.
 
 pub(crate) mod clock;
+pub(crate) mod error;
+pub(crate) mod poller;
 pub(crate) mod reactor;
 pub(crate) mod ready;
-pub(crate) mod sys;
 pub(crate) mod timers;
 pub(crate) mod waker;

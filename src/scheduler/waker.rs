@@ -1,95 +1,91 @@
 //! The sleep/wake protocol between the loop's driver and every producer of work.
 //!
-//! The driver (a Trio task, or a test's `select`) parks on the poller's fd. Anything that
-//! gives the loop new work while it is parked (a callback queued from another thread, a new
-//! timer, `stop()`) must make that fd readable, and must do so with at most one system call
-//! per sleep. While the driver is awake, producers must not make any system call at all.
+//! The driver blocks in the poller (or a Trio driver parks on the poller's fd). Anything
+//! that gives the loop new work while it is blocked (a callback queued from another thread,
+//! a new timer, `stop()`) must wake it, with at most one system call per sleep. While the
+//! driver is awake, producers make no system call at all.
 //!
 //! ```text
 //!   driver (owner thread)                    producer (any thread)
 //!   ---------------------                    ---------------------
 //!   sleeping := true          (SeqCst)       push work; publish it (SeqCst)
 //!   re-check queues           (SeqCst)       if sleeping (SeqCst) and
-//!     work found -> sleeping := false           not pending.swap(true):
-//!     else park on poller fd                        write the wake fd
+//!     work found -> end_sleep                    not pending.swap(true):
+//!     else block in the poller                       mio::Waker::wake()
 //!   ...woken...
-//!   sleeping := false
-//!   pending := false; drain the wake fd
+//!   end_sleep: sleeping := false; pending := false
+//!     (returns whether a wake-up was claimed: its event may still be queued in the
+//!      poller, so the driver polls once more before it trusts "no events")
 //! ```
 //!
 //! The two SeqCst store/load pairs are a Dekker handshake: either the producer sees
-//! `sleeping` (and writes), or the driver sees the work (and does not park). `pending` makes
-//! the write happen once per sleep. A producer that read `sleeping == true` just before the
-//! driver woke may still write after the drain; that leaves the fd readable, so the next
-//! sleep returns at once and is drained again: one spurious wake-up, never a lost one, and
-//! never a wake fd stuck readable.
+//! `sleeping` (and wakes), or the driver sees the work (and does not block). `pending` makes
+//! the wake happen once per sleep. The wake is `mio::Waker` (an eventfd, or `EVFILT_USER`):
+//! edge-triggered, so nothing has to be drained; a wake-up whose event arrives after the
+//! driver already woke is consumed by the next poll.
+//!
+//! # Why these atomics are cache-padded, and why no `Parker` or `Backoff`
+//!
+//! `sleeping` and `pending` are written by the driver on every sleep and read by producers
+//! on other threads on every `call_soon_threadsafe`; [`CachePadded`] keeps them off the
+//! cache line of the loop's other fields (and of each other's writers). A
+//! `crossbeam_utils::sync::Parker` cannot be the wake path: the driver blocks in the kernel
+//! poller, which must also wake on fd readiness and timers, so the wake has to be an event
+//! of that poller. `Backoff` (spinning before blocking) would burn a core that producers
+//! and the interpreter need on small machines, and a wake-up already costs one system call.
 
-use std::io;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::sys;
+use crossbeam_utils::CachePadded;
 
 pub(crate) struct Waker {
-    /// `None` once closed: a producer racing with `close()` then writes nowhere instead
-    /// of into a recycled fd number.
-    fd: Mutex<Option<sys::Waker>>,
-    sleeping: AtomicBool,
-    pending: AtomicBool,
+    /// `None` once closed: a producer racing with `close()` then wakes nothing.
+    inner: Mutex<Option<mio::Waker>>,
+    sleeping: CachePadded<AtomicBool>,
+    pending: CachePadded<AtomicBool>,
     wakes: AtomicU64,
 }
 
 impl Waker {
-    pub(crate) fn new() -> io::Result<Waker> {
-        Ok(Waker {
-            fd: Mutex::new(Some(sys::Waker::new()?)),
-            sleeping: AtomicBool::new(false),
-            pending: AtomicBool::new(false),
+    pub(crate) fn new(waker: mio::Waker) -> Waker {
+        Waker {
+            inner: Mutex::new(Some(waker)),
+            sleeping: CachePadded::new(AtomicBool::new(false)),
+            pending: CachePadded::new(AtomicBool::new(false)),
             wakes: AtomicU64::new(0),
-        })
+        }
     }
 
-    /// Replace the wake fd with a new one (in a child process after `fork()`: the inherited
-    /// fd is the parent's kernel object too, and waking through it would wake the parent).
-    /// The old fd is only closed, which leaves the parent's copy alone. A closed waker
-    /// stays closed.
-    pub(crate) fn renew(&self) -> io::Result<()> {
-        let mut guard = self.fd.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_some() {
-            *guard = Some(sys::Waker::new()?);
-        }
+    /// In a child process after `fork()`: use `waker` (registered on the child's new
+    /// poller) instead of the inherited one, whose eventfd is the parent's kernel object too
+    /// (waking through it would wake the parent). The old one is only closed, which leaves
+    /// the parent's copy alone. A closed waker stays closed.
+    pub(crate) fn renew(&self, waker: mio::Waker) {
+        let old = {
+            let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.is_some() {
+                guard.replace(waker)
+            } else {
+                None
+            }
+        };
+        drop(old);
         self.sleeping.store(false, Ordering::SeqCst);
         self.pending.store(false, Ordering::SeqCst);
-        Ok(())
     }
 
-    fn with_fd<R>(&self, f: impl FnOnce(&sys::Waker) -> R) -> Option<R> {
-        let guard = self.fd.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().map(f)
-    }
-
-    /// The fd to register in the poller (`None` once closed).
-    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
-        self.with_fd(|w| w.raw_fd())
-    }
-
-    /// Driver: announce the intent to park. The caller must re-check every queue after
+    /// Driver: announce the intent to block. The caller must re-check every queue after
     /// this and call [`Waker::end_sleep`] if it finds work.
     pub(crate) fn begin_sleep(&self) {
         self.sleeping.store(true, Ordering::SeqCst);
     }
 
-    /// Driver: back from parking (or gave up parking). Drains the wake fd.
-    pub(crate) fn end_sleep(&self) {
+    /// Driver: back from blocking (or gave up blocking). Returns whether a producer claimed
+    /// the wake-up during this sleep (its event is, or will be, queued in the poller).
+    pub(crate) fn end_sleep(&self) -> bool {
         self.sleeping.store(false, Ordering::SeqCst);
-        // Drain only if someone claimed the wake-up: most sleeps end by a timer or an fd
-        // event, and a read on an empty eventfd is a wasted system call. (A writer that
-        // claimed but has not written yet leaves the fd readable: the next sleep then ends
-        // at once and drains it, a spurious but harmless wake-up.)
-        if self.pending.swap(false, Ordering::SeqCst) {
-            self.with_fd(|w| w.drain());
-        }
+        self.pending.swap(false, Ordering::SeqCst)
     }
 
     pub(crate) fn is_sleeping(&self) -> bool {
@@ -97,29 +93,32 @@ impl Waker {
     }
 
     /// Producer: called after new work was published. A plain load while the driver is
-    /// awake; one `write` per sleep otherwise.
+    /// awake; one wake-up system call per sleep otherwise.
     #[inline]
     pub(crate) fn notify(&self) {
         if self.sleeping.load(Ordering::SeqCst) && !self.pending.swap(true, Ordering::SeqCst) {
-            self.wakes.fetch_add(1, Ordering::Relaxed);
-            // A failed write can only mean the fd is gone (loop closing): nothing to wake.
-            let _ = self.with_fd(|w| w.wake());
+            self.wake_now();
         }
     }
 
-    /// Driver: the poller reported the wake fd readable while awake (a straggler): drain it.
-    pub(crate) fn drain(&self) {
-        self.with_fd(|w| w.drain());
+    /// Wake the poller unconditionally (the caller knows a driver is parked).
+    pub(crate) fn wake_now(&self) {
+        self.wakes.fetch_add(1, Ordering::Relaxed);
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = guard.as_ref() {
+            // A failed wake can only mean the poller is gone (loop closing): nothing to wake.
+            let _ = w.wake();
+        }
     }
 
-    /// How many wake-up writes were made (for statistics and tests).
+    /// How many wake-ups were made (for statistics and tests).
     pub(crate) fn wakes(&self) -> u64 {
         self.wakes.load(Ordering::Relaxed)
     }
 
-    /// Close the fd; later notifications write nowhere. Idempotent.
+    /// Drop the waker; later notifications wake nothing. Idempotent.
     pub(crate) fn close(&self) {
-        let old = self.fd.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let old = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(old);
     }
 }
@@ -127,6 +126,8 @@ impl Waker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::poller::{Poller, WAKER};
+    use std::time::Duration;
 
     fn assert_send_sync<T: Send + Sync>() {}
 
@@ -135,46 +136,44 @@ mod tests {
         assert_send_sync::<Waker>();
     }
 
-    fn readable(fd: RawFd) -> bool {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd, zero timeout.
-        let n = unsafe { libc::poll(&mut p, 1, 0) };
-        n == 1 && p.revents & libc::POLLIN != 0
+    fn woken(p: &mut Poller) -> bool {
+        p.wait(Some(Duration::ZERO))
+            .unwrap()
+            .iter()
+            .any(|e| e.token() == WAKER)
     }
 
     #[test]
-    fn notify_writes_only_while_sleeping_and_once_per_sleep() {
-        let w = Waker::new().unwrap();
-        let fd = w.raw_fd().unwrap();
+    fn notify_wakes_only_while_sleeping_and_once_per_sleep() {
+        let (mut p, _registry, mw) = Poller::new().unwrap();
+        let w = Waker::new(mw);
         w.notify();
-        assert!(!readable(fd), "awake: no write");
+        assert!(!woken(&mut p), "awake: no wake-up");
         assert_eq!(w.wakes(), 0);
         w.begin_sleep();
         w.notify();
         w.notify();
         w.notify();
-        assert!(readable(fd));
-        assert_eq!(w.wakes(), 1, "one write per sleep");
-        w.end_sleep();
-        assert!(!readable(fd), "drained on wake-up");
+        assert_eq!(w.wakes(), 1, "one wake-up per sleep");
+        assert!(w.end_sleep(), "claimed");
+        assert!(woken(&mut p));
+        assert!(!woken(&mut p), "consumed by one poll");
+        w.begin_sleep();
+        assert!(!w.end_sleep(), "nobody woke us");
         w.begin_sleep();
         w.notify();
         assert_eq!(w.wakes(), 2);
         w.end_sleep();
         w.close();
         w.close();
-        assert!(w.raw_fd().is_none());
         w.begin_sleep();
-        w.notify(); // must not touch a closed (maybe reused) fd
+        w.notify(); // must not touch a closed poller
     }
 
     #[test]
     fn notify_from_many_threads_wakes_a_sleeper() {
-        let w = std::sync::Arc::new(Waker::new().unwrap());
+        let (mut p, _registry, mw) = Poller::new().unwrap();
+        let w = std::sync::Arc::new(Waker::new(mw));
         w.begin_sleep();
         let handles: Vec<_> = (0..4)
             .map(|_| {
@@ -186,10 +185,11 @@ mod tests {
                 })
             })
             .collect();
+        p.wait(None).unwrap();
         for h in handles {
             h.join().unwrap();
         }
-        assert!(readable(w.raw_fd().unwrap()));
         assert_eq!(w.wakes(), 1);
+        assert!(w.end_sleep());
     }
 }

@@ -1,8 +1,16 @@
-//! Engine error types, one `thiserror` enum per layer.
-//!
-//! They become Python exceptions only in `py/errors.rs`.
+//! The fiber layer's errors: [`FiberError`] (a `thiserror` enum, turned into Python
+//! exceptions only in `py/errors.rs`) and [`FiberExit`], the exception that kills a fiber.
 
+use pyo3::exceptions::PyBaseException;
 use pyo3::PyErr;
+
+pyo3::create_exception!(
+    trio_asyncio._engine,
+    FiberExit,
+    PyBaseException,
+    "Raised inside a fiber to kill it; leaving the fiber's function it counts as a normal \
+     finish returning None."
+);
 
 /// Errors of the fiber layer (`crate::fiber`).
 ///
@@ -37,28 +45,4 @@ pub enum FiberError {
     /// An exception raised by the fiber's code (or thrown into an unstarted fiber).
     #[error("{0}")]
     Raised(PyErr),
-}
-
-// ---------------------------------------------------------------------------------------
-// Scheduler errors (branch `sched`)
-// ---------------------------------------------------------------------------------------
-
-/// Errors of the scheduler layer; `py/errors.rs` maps each to the exception asyncio raises.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SchedulerError {
-    /// Any operation on a closed loop (asyncio: `RuntimeError('Event loop is closed')`).
-    #[error("Event loop is closed")]
-    Closed,
-    /// A negative fd (asyncio's selectors: `ValueError("Invalid file descriptor: -1")`).
-    #[error("Invalid file descriptor: {0}")]
-    InvalidFd(String),
-    /// An fd that does not fit a C int (the selectors: `OverflowError`).
-    #[error("Python int too large to convert to C int")]
-    FdTooLarge,
-    /// `debug` mode and a non-thread-safe call from a thread that does not own the loop.
-    #[error("Non-thread-safe operation invoked on an event loop other than the current one")]
-    WrongThread,
-    /// The kernel refused a registration (closed fd: EBADF, regular file: EPERM, ...).
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
 }
