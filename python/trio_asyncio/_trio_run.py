@@ -60,8 +60,6 @@ def forget_run_context() -> None:
 class TrioRunBinding:
     """Mixin of the loop classes: the Trio run the loop is bound to, if any."""
 
-    __slots__ = ()
-
     # Set while the loop's Trio side exists: the nursery Trio tasks are started in, the
     # run they live in, and its token.
     _nursery: trio.Nursery | None = None
