@@ -9,8 +9,9 @@ General layout (lower layers never import higher ones):
   ``_thread_state``: small pieces with no loop of their own; ``_fork``: what a forked
   child does with the loops it inherits; ``_trio_run``: the Trio run a loop is bound to
   (the only access to Trio's run context).
-- ``_selector``, ``_signals`` (with ``_signal_wakeup``), ``_subprocess``: one concept of
-  the loops each, as mixins on ``_mixins.LoopMixin``.
+- ``_driver`` (the one place callbacks are run from), ``_signals`` (with
+  ``_signal_wakeup``), ``_subprocess``, ``_selector``: one concept of the loops each,
+  mixins on ``_mixins.LoopMixin`` (``_selector``: the ``loop._selector`` view).
 - ``_base``: ``BaseTrioEventLoop``, what both loops share, assembled from those mixins.
 - ``_async`` (``TrioEventLoop``, for ``open_loop``) and ``_sync`` (``SyncTrioEventLoop``,
   the restartable loop on a fiber).

@@ -1,8 +1,9 @@
 """``LoopMixin``: the base of the mixins that ``BaseTrioEventLoop`` is assembled from.
 
-At run time it is plain ``object``: each mixin (``_signals``, ``_subprocess``) holds one
-concept's methods, and ``BaseTrioEventLoop`` lists them ahead of ``_engine.LoopCore`` and
-asyncio's ``_UnixSelectorEventLoop``, so that the mixins' methods replace asyncio's. For
+At run time it is plain ``object``: each mixin (``_driver``, ``_signals``, ``_subprocess``)
+holds one concept's methods, and ``BaseTrioEventLoop`` lists them ahead of
+``_engine.LoopCore`` and asyncio's ``_UnixSelectorEventLoop``, so that the mixins' methods
+replace asyncio's. For
 type checkers it is a loop with those two bases, plus the asyncio internals the loop
 classes use that typeshed does not declare (every private name used is listed in
 design/loops.md), so that each mixin is checked against the loop it is part of.

@@ -5,9 +5,9 @@ it with ``call_soon_threadsafe``, which wakes the loop wherever it waits (asynci
 ``_handle_signal`` does the bookkeeping).
 
 SIGINT is special inside Trio, which has its own handler (it raises KeyboardInterrupt in
-the run's main task): a loop's SIGINT handler replaces Trio's while it is installed, and
-removing it puts back the handler found when it was added, if that happened inside the
-loop's Trio run (elsewhere, Python's ``default_int_handler``).
+the run's main task): a loop's SIGINT handler replaces Trio's while it is installed.
+Removing it inside the loop's Trio run puts back the handler found when it was added there;
+elsewhere it installs Python's ``default_int_handler``.
 
 The sync loop (:class:`FiberSignalsMixin`) runs on two sides of one thread, its caller's
 stack and its fiber, and swaps the SIGINT handler and the signal wake-up fd around every
