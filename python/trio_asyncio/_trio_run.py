@@ -78,10 +78,6 @@ class TrioRunBinding:
         self._trio_runner = None
         self._trio_token = None
 
-    def _in_own_trio_run(self) -> bool:
-        """Whether the calling code runs inside the Trio run the loop is bound to."""
-        return in_trio_run_of(self._trio_runner)
-
 
 __all__ = [
     "TrioRunBinding", "current_runner", "current_task", "forget_run_context",
