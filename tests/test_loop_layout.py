@@ -8,9 +8,12 @@ replaced (by the Rust core or by our Python code) and every other one is asyncio
 
 from __future__ import annotations
 
+import ast
 import asyncio.base_events
 import asyncio.selector_events
 import asyncio.unix_events
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +92,30 @@ def test_core_comes_before_asyncio_in_the_mro(cls: type) -> None:
     assert all(mro.index(k) > core for k in _ASYNCIO_CLASSES)
     # only our Python classes come before the core
     assert all(_ours(k) for k in mro[:core])
+
+
+def _modules_where(predicate: Callable[[ast.AST], bool]) -> set[str]:
+    package = Path(trio_asyncio.__file__).parent
+    found = set()
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        if any(predicate(node) for node in ast.walk(tree)):
+            found.add(path.stem)
+    return found
+
+
+def test_trio_run_binding_has_one_home() -> None:
+    # Trio's run context is reached in one module, and only it binds a loop to a run.
+    def reaches_run_context(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "GLOBAL_RUN_CONTEXT"
+
+    def binds(node: ast.AST) -> bool:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        return any(
+            isinstance(t, ast.Attribute) and t.attr in {"_trio_runner", "_trio_token"}
+            and isinstance(t.value, ast.Name) and t.value.id in {"self", "loop"}
+            for t in targets
+        )
+
+    assert _modules_where(reaches_run_context) == {"_trio_run"}
+    assert _modules_where(binds) == {"_trio_run"}
