@@ -52,10 +52,14 @@ _EXTRA = {
 
 
 def _asyncio_names() -> set[str]:
+    # methods and properties; not class metadata (__module__, __doc__, and the like)
     names: set[str] = set()
     for cls in _ASYNCIO_CLASSES:
-        names.update(vars(cls))
-    return names - {"__dict__", "__weakref__", "__module__", "__doc__"}
+        for name, value in vars(cls).items():
+            dunder = name.startswith("__") and name.endswith("__")
+            if not dunder or callable(value):
+                names.add(name)
+    return names
 
 
 def _ours(cls: type) -> bool:
