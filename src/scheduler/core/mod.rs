@@ -273,3 +273,6 @@ impl<B: Binding> Core<B> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
