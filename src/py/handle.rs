@@ -14,7 +14,13 @@
 //! reaches its loop through a [`LoopRef`] (the loop object and its scheduler core); the
 //! loop class makes one with [`LoopRef::new`] and converts Python loop arguments into one
 //! (`FromPyObject`, implemented next to the class). [`PyBinding`] tells the scheduler core
-//! (`scheduler/binding.rs`) that its callbacks are `Py<Handle>`.
+//! (`scheduler/binding.rs`) that its callbacks are `Py<Handle>`; it lives here because the
+//! handle type and the core type name each other (a handle points at its core).
+//!
+//! ============================= section map =============================
+//! 1. the scheduler core's binding      4. running a handle
+//! 2. handle data and creation          5. the Python classes
+//! 3. cancel, repr
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +39,10 @@ use super::gil::GilCell;
 use crate::scheduler::binding::{Binding, Callback};
 use crate::scheduler::core::Core;
 use crate::scheduler::timers::Cancellable;
+
+// =======================================================================================
+// 1. the scheduler core's binding: PyBinding, LoopRef
+// =======================================================================================
 
 /// The scheduler core as the Python binding instantiates it.
 pub(crate) type PyCore = Core<PyBinding>;
@@ -113,6 +123,10 @@ impl LoopRef {
         }
     }
 }
+
+// =======================================================================================
+// 2. handle data and creation
+// =======================================================================================
 
 /// The parts of a handle that change after creation (all cleared by `cancel()` or the GC).
 #[derive(Default)]
@@ -279,6 +293,10 @@ impl Handle {
     }
 }
 
+// =======================================================================================
+// 3. cancel, repr
+// =======================================================================================
+
 /// Mark `h` cancelled: asyncio's `Handle.cancel` / `TimerHandle.cancel`.
 pub(crate) fn cancel_handle(h: &Bound<'_, Handle>) -> PyResult<()> {
     let py = h.py();
@@ -348,6 +366,10 @@ fn handle_repr<'py>(h: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyString>> {
     }
     Ok(PyString::new(py, &format!("<{}>", info.join(" "))))
 }
+
+// =======================================================================================
+// 4. running a handle (asyncio's Handle._run)
+// =======================================================================================
 
 /// Call `callback(*args)` inside `context`, like `Context.run` does in C.
 fn call_in_context(
@@ -441,6 +463,10 @@ fn report_callback_error(
     loop_obj.call_method1(pyo3::intern!(py, "call_exception_handler"), (context,))?;
     Ok(())
 }
+
+// =======================================================================================
+// 5. the Python classes
+// =======================================================================================
 
 fn traverse_data(d: &HandleData, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
     visit.call(&d.callback)?;
