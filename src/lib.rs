@@ -28,18 +28,18 @@ mod _engine {
     #[pymodule_export]
     use crate::py::handle::TimerHandle;
     #[pymodule_export]
-    use crate::py::loop_core::CoreStatistics;
-    #[pymodule_export]
     use crate::py::loop_core::LoopCore;
+    #[pymodule_export]
+    use crate::py::statistics::CoreStatistics;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::py::fiber::check_runtime(m.py())?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("build_info", crate::py::build_info(m.py())?)?;
-        m.add("RUN_IDLE", crate::py::loop_core::IDLE)?;
-        m.add("RUN_STOP", crate::py::loop_core::STOP)?;
-        m.add("RUN_YIELD", crate::py::loop_core::YIELD)?;
+        m.add("RUN_IDLE", crate::scheduler::core::IDLE)?;
+        m.add("RUN_STOP", crate::scheduler::core::STOP)?;
+        m.add("RUN_YIELD", crate::scheduler::core::YIELD)?;
         Ok(())
     }
 }

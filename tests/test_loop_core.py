@@ -791,6 +791,19 @@ def test_handle_attributes_and_run(loop: L) -> None:
     assert t.when() == 3.0 and not t._scheduled
 
 
+def test_handle_constructors_take_only_a_loop_core(loop: L) -> None:
+    # The handle layer holds its loop through the core (no import of the loop class): a
+    # handle made from Python keeps the loop object itself, and anything else is refused.
+    h = _engine.Handle(print, (), loop)
+    assert h._loop is loop
+    t = _engine.TimerHandle(1.0, print, (), loop)
+    assert t._loop is loop
+    with pytest.raises(TypeError, match="LoopCore"):
+        _engine.Handle(print, (), object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="LoopCore"):
+        _engine.TimerHandle(1.0, print, (), "not a loop")  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- contextvars
 
 

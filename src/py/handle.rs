@@ -9,21 +9,124 @@
 //! - running a handle enters its context with `PyContext_Enter` and vectorcalls the
 //!   callback, which is what `Context.run` does in C, minus the method lookup and the
 //!   argument tuple.
+//!
+//! Layering: this module sits below `loop_core.rs` and does not name `LoopCore`. A handle
+//! reaches its loop through a [`LoopRef`] (the loop object and its scheduler core); the
+//! loop class makes one with [`LoopRef::new`] and converts Python loop arguments into one
+//! (`FromPyObject`, implemented next to the class). [`PyBinding`] tells the scheduler core
+//! (`scheduler/binding.rs`) that its callbacks are `Py<Handle>`; it lives here because the
+//! handle type and the core type name each other (a handle points at its core).
+//!
+//! ============================= section map =============================
+//! 1. the scheduler core's binding      4. running a handle
+//! 2. handle data and creation          5. the Python classes
+//! 3. cancel, repr
 
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::ffi;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
+use pyo3::pyclass::boolean_struct::True;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
-use pyo3::PyTraverseError;
+use pyo3::{PyClass, PyTraverseError};
 
 use super::asyncio_refs;
-use super::gil_cell::GilCell;
-use super::loop_core::LoopCore;
+use super::gil::GilCell;
+use crate::scheduler::binding::{Binding, Callback};
+use crate::scheduler::core::Core;
 use crate::scheduler::timers::Cancellable;
+
+// =======================================================================================
+// 1. the scheduler core's binding: PyBinding, LoopRef
+// =======================================================================================
+
+/// The scheduler core as the Python binding instantiates it.
+pub(crate) type PyCore = Core<PyBinding>;
+
+/// The Python binding of the scheduler core: callbacks are `Py<Handle>`, the clock is a
+/// Python callable, errors are Python exceptions, the lock is the GIL.
+pub(crate) struct PyBinding;
+
+impl Binding for PyBinding {
+    type Item = Py<Handle>;
+    type Clock = Py<PyAny>;
+    type Error = PyErr;
+    type Token<'a> = Python<'a>;
+
+    #[inline]
+    fn clone_item(py: Python<'_>, item: &Py<Handle>) -> Py<Handle> {
+        item.clone_ref(py)
+    }
+
+    #[inline]
+    fn clone_clock(py: Python<'_>, clock: &Py<PyAny>) -> Py<PyAny> {
+        clock.clone_ref(py)
+    }
+
+    fn read_clock(py: Python<'_>, clock: Py<PyAny>) -> PyResult<f64> {
+        clock.call0(py)?.extract(py)
+    }
+
+    fn unlocked<R: Send>(py: Python<'_>, f: impl FnOnce() -> R + Send) -> R {
+        py.detach(f)
+    }
+
+    fn check_signals(py: Python<'_>) -> PyResult<()> {
+        py.check_signals()
+    }
+
+    #[inline]
+    fn thread_ident() -> u64 {
+        // SAFETY: PyThread_get_thread_ident has no preconditions (it wraps pthread_self).
+        unsafe { ffi::PyThread_get_thread_ident() as u64 }
+    }
+}
+
+/// A handle's loop: the loop object, and the scheduler core inside it.
+pub(crate) struct LoopRef {
+    obj: Py<PyAny>,
+    /// Points into `obj`'s memory (a frozen pyclass never moves), so it is valid while
+    /// `obj` is alive, i.e. for as long as this `LoopRef` exists.
+    core: NonNull<PyCore>,
+}
+
+// SAFETY: `core` is only dereferenced as `&PyCore`, and `PyCore` is `Sync` (its mutable
+// state is atomics, a `Mutex` and a `LockCell` used under the GIL); `obj` is `Send`.
+unsafe impl Send for LoopRef {}
+
+impl LoopRef {
+    /// The loop `obj`, whose scheduler core is `core(obj)`.
+    pub(crate) fn new<T>(obj: &Bound<'_, T>, core: for<'a> fn(&'a T) -> &'a PyCore) -> LoopRef
+    where
+        T: PyClass<Frozen = True> + Sync,
+    {
+        LoopRef {
+            core: NonNull::from(core(obj.get())),
+            obj: obj.clone().into_any().unbind(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn core(&self) -> &PyCore {
+        // SAFETY: `core` points into the object `self.obj` keeps alive (see the field).
+        unsafe { self.core.as_ref() }
+    }
+
+    fn clone_ref(&self, py: Python<'_>) -> LoopRef {
+        LoopRef {
+            obj: self.obj.clone_ref(py),
+            core: self.core,
+        }
+    }
+}
+
+// =======================================================================================
+// 2. handle data and creation
+// =======================================================================================
 
 /// The parts of a handle that change after creation (all cleared by `cancel()` or the GC).
 #[derive(Default)]
@@ -31,7 +134,7 @@ pub(crate) struct HandleData {
     pub(crate) callback: Option<Py<PyAny>>,
     pub(crate) args: Option<Py<PyTuple>>,
     pub(crate) context: Option<Py<PyAny>>,
-    pub(crate) loop_: Option<Py<LoopCore>>,
+    pub(crate) loop_: Option<LoopRef>,
     pub(crate) source_traceback: Option<Py<PyAny>>,
     pub(crate) repr: Option<Py<PyAny>>,
 }
@@ -62,6 +165,78 @@ impl Cancellable for Py<Handle> {
     fn is_cancelled(&self) -> bool {
         self.get().cancelled.load(Ordering::Relaxed)
     }
+}
+
+impl Callback for Py<Handle> {
+    #[inline]
+    fn is_timer(&self) -> bool {
+        self.get().is_timer
+    }
+
+    #[inline]
+    fn when(&self) -> f64 {
+        self.get().when
+    }
+
+    #[inline]
+    fn set_scheduled(&self, scheduled: bool) {
+        self.get().scheduled.store(scheduled, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn take_scheduled(&self) -> bool {
+        self.get().scheduled.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl HandleData {
+    /// The fields of a new handle bound to `lp`: copies the current context if none is
+    /// given and, in debug mode, records where it was created.
+    pub(crate) fn new(
+        py: Python<'_>,
+        lp: LoopRef,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<HandleData> {
+        let context = match context {
+            Some(c) if !c.is_none() => c.unbind(),
+            _ => copy_context(py)?,
+        };
+        let source_traceback = if lp.core().debug() {
+            Some(capture_traceback(py)?)
+        } else {
+            None
+        };
+        Ok(HandleData {
+            callback: Some(callback.unbind()),
+            args: Some(args.unbind()),
+            context: Some(context),
+            loop_: Some(lp),
+            source_traceback,
+            repr: None,
+        })
+    }
+}
+
+/// `contextvars.copy_context()`.
+fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    // SAFETY: GIL held; returns a new reference or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }.map(Bound::unbind)
+}
+
+/// `format_helpers.extract_stack(<the calling Python frame>)`: the engine's methods have no
+/// Python frame of their own, so the innermost Python frame is the caller's line.
+fn capture_traceback(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    // SAFETY: GIL held; PyEval_GetFrame returns a borrowed reference or NULL.
+    let f = unsafe { ffi::PyEval_GetFrame() };
+    let frame = if f.is_null() {
+        py.None().into_bound(py)
+    } else {
+        // SAFETY: `f` is a live frame object (borrowed); we take a new reference.
+        unsafe { Bound::from_borrowed_ptr(py, f.cast()) }
+    };
+    Ok(asyncio_refs::extract_stack(py)?.call1((frame,))?.unbind())
 }
 
 impl Handle {
@@ -113,10 +288,14 @@ impl Handle {
 
     fn loop_debug(&self, py: Python<'_>) -> bool {
         self.data
-            .with(py, |d| d.loop_.as_ref().map(|l| l.get().debug()))
+            .with(py, |d| d.loop_.as_ref().map(|l| l.core().debug()))
             .unwrap_or(false)
     }
 }
+
+// =======================================================================================
+// 3. cancel, repr
+// =======================================================================================
 
 /// Mark `h` cancelled: asyncio's `Handle.cancel` / `TimerHandle.cancel`.
 pub(crate) fn cancel_handle(h: &Bound<'_, Handle>) -> PyResult<()> {
@@ -130,7 +309,7 @@ pub(crate) fn cancel_handle(h: &Bound<'_, Handle>) -> PyResult<()> {
             .data
             .with(py, |d| d.loop_.as_ref().map(|l| l.clone_ref(py)));
         if let Some(lp) = lp {
-            lp.get().timer_cancelled(py);
+            lp.core().timer_cancelled(py);
         }
     }
     if hd.loop_debug(py) {
@@ -187,6 +366,10 @@ fn handle_repr<'py>(h: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyString>> {
     }
     Ok(PyString::new(py, &format!("<{}>", info.join(" "))))
 }
+
+// =======================================================================================
+// 4. running a handle (asyncio's Handle._run)
+// =======================================================================================
 
 /// Call `callback(*args)` inside `context`, like `Context.run` does in C.
 fn call_in_context(
@@ -281,11 +464,17 @@ fn report_callback_error(
     Ok(())
 }
 
+// =======================================================================================
+// 5. the Python classes
+// =======================================================================================
+
 fn traverse_data(d: &HandleData, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
     visit.call(&d.callback)?;
     visit.call(&d.args)?;
     visit.call(&d.context)?;
-    visit.call(&d.loop_)?;
+    if let Some(l) = &d.loop_ {
+        visit.call(&l.obj)?;
+    }
     visit.call(&d.source_traceback)?;
     visit.call(&d.repr)?;
     Ok(())
@@ -298,10 +487,10 @@ impl Handle {
     fn py_new(
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        r#loop: Bound<'_, LoopCore>,
+        r#loop: LoopRef,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Handle> {
-        let data = LoopCore::handle_data(&r#loop, callback, args, context)?;
+        let data = HandleData::new(callback.py(), r#loop, callback, args, context)?;
         Ok(Handle::new_raw(data, None))
     }
 
@@ -327,7 +516,7 @@ impl Handle {
             .data
             .with(py, |d| d.loop_.as_ref().map(|l| l.clone_ref(py)));
         match lp {
-            Some(lp) => run_handle(py, slf, lp.bind(py).as_any()),
+            Some(lp) => run_handle(py, slf, lp.obj.bind(py)),
             None => Ok(()),
         }
     }
@@ -362,7 +551,7 @@ impl Handle {
     #[getter]
     fn _loop(&self, py: Python<'_>) -> Py<PyAny> {
         self.data
-            .with(py, |d| d.loop_.as_ref().map(|l| l.clone_ref(py).into_any()))
+            .with(py, |d| d.loop_.as_ref().map(|l| l.obj.clone_ref(py)))
             .unwrap_or_else(|| py.None())
     }
 
@@ -416,10 +605,10 @@ impl TimerHandle {
         when: f64,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        r#loop: Bound<'_, LoopCore>,
+        r#loop: LoopRef,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<TimerHandle>> {
-        let data = LoopCore::handle_data(&r#loop, callback, args, context)?;
+        let data = HandleData::new(callback.py(), r#loop, callback, args, context)?;
         Ok(PyClassInitializer::from(Handle::new_raw(data, Some(when))).add_subclass(TimerHandle))
     }
 

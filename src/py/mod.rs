@@ -1,9 +1,11 @@
 //! Python-facing classes and functions, and the conversion of engine errors to exceptions.
 
+mod args;
 mod asyncio_refs;
-mod gil_cell;
+mod gil;
 pub(crate) mod handle;
 pub(crate) mod loop_core;
+pub(crate) mod statistics;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

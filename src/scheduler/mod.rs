@@ -1,7 +1,8 @@
 //! The asyncio engine shared by both loops (see `design/scheduler.md`).
 //!
-//! Pure Rust, no Python: the Python-facing `LoopCore` (`py/loop_core.rs`) owns one of each
-//! and decides what the items are (`Py<Handle>`).
+//! Pure Rust, no Python: [`core::Core`] is generic over a [`binding::Binding`] that decides
+//! what the items are; the Python-facing `LoopCore` (`py/loop_core.rs`) holds one
+//! `Core<PyBinding>` whose items are `Py<Handle>`.
 //!
 //! ```text
 //!   call_soon ───────────────▶ ready FIFO ──(d) run batch──▶ callbacks
@@ -11,6 +12,10 @@
 //!   any producer while the driver sleeps ──▶ waker (mio::Waker) ─▶ poller wakes
 //! ```
 //!
+//! - [`core`]: the scheduler core (run state, the one enqueue path, I/O registrations, the
+//!   sleep/wake protocol, the batch runner), one concept per file.
+//! - [`binding`]: what the core needs from the layer above (item flags, clock, lock).
+//! - [`cell`]: `LockCell`, the state cell whose lock is the GIL (the [`cell::Lock`] token).
 //! - [`ready`]: the FIFO and asyncio's "one batch per iteration" rule.
 //! - [`timers`]: `(when, seq)` min-heap, lazy cancellation, asyncio's compaction rule.
 //! - [`reactor`]: persistent level-triggered fd registrations on mio (re-armed per event).
@@ -18,7 +23,10 @@
 //! - [`waker`]: the sleep/wake handshake (one wake-up per sleep, none while awake).
 //! - [`clock`]: the native monotonic clock.
 
+pub(crate) mod binding;
+pub(crate) mod cell;
 pub(crate) mod clock;
+pub(crate) mod core;
 pub(crate) mod error;
 pub(crate) mod poller;
 pub(crate) mod reactor;
