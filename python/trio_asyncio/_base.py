@@ -42,6 +42,7 @@ from ._engine import RUN_YIELD as _YIELD
 from ._engine import LoopCore
 from ._executor import TrioExecutor
 from ._handles import TrioTaskFuture, TrioTaskHandle
+from ._stream_transport import NativeStreamTransportMixin
 from ._util import run_aio_future
 
 T = TypeVar("T")
@@ -137,7 +138,7 @@ class _ReactorSelector(selectors.BaseSelector):
         pass
 
 
-class BaseTrioEventLoop(LoopCore, _unix_events._UnixSelectorEventLoop):  # type: ignore[misc]
+class BaseTrioEventLoop(NativeStreamTransportMixin, LoopCore, _unix_events._UnixSelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop that runs on top of Trio.
 
     Bases: :class:`asyncio.SelectorEventLoop` (for the transports; the selector itself is

@@ -4,6 +4,7 @@ mod asyncio_refs;
 mod gil_cell;
 pub(crate) mod handle;
 pub(crate) mod loop_core;
+pub(crate) mod stream_transport;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
