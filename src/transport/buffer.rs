@@ -69,9 +69,9 @@ mod tests {
         b.consume(3);
         assert_eq!(b.as_slice(), b"lo world");
         b.consume(2);
-        assert_eq!(b.as_slice(), b"world");
+        assert_eq!(b.as_slice(), b" world");
         b.extend(b"!");
-        assert_eq!(b.as_slice(), b"world!");
+        assert_eq!(b.as_slice(), b" world!");
         b.consume(100);
         assert!(b.is_empty());
         assert_eq!(b.as_slice(), b"");
