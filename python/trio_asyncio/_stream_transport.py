@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import warnings
-from asyncio import base_events, constants, futures, selector_events, transports, trsock
+from asyncio import base_events, constants, futures, selector_events, sslproto, transports, trsock
 from typing import TYPE_CHECKING, Any
 
 from ._engine import StreamTransportCore
@@ -266,3 +266,47 @@ class NativeStreamTransportMixin:
         if sys.version_info >= (3, 12):
             self._ensure_fd_no_transport(sock)  # type: ignore[attr-defined]
         return NativeSocketTransport(self, sock, protocol, waiter, extra, server)  # type: ignore[arg-type]
+
+    def _make_ssl_transport(
+        self,
+        rawsock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: Any,
+        waiter: asyncio.Future[None] | None = None,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        extra: dict[str, Any] | None = None,
+        server: Any = None,
+        ssl_handshake_timeout: float | None = constants.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = constants.SSL_SHUTDOWN_TIMEOUT,
+    ) -> transports.Transport:
+        # asyncio's selector loop builds its socket transport here directly, not through
+        # _make_socket_transport: the TLS layer (SSLProtocol) runs over ours the same way.
+        if not enabled:
+            return super()._make_ssl_transport(  # type: ignore[misc, no-any-return]
+                rawsock,
+                protocol,
+                sslcontext,
+                waiter,
+                server_side=server_side,
+                server_hostname=server_hostname,
+                extra=extra,
+                server=server,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+            )
+        if sys.version_info >= (3, 12):
+            self._ensure_fd_no_transport(rawsock)  # type: ignore[attr-defined]
+        tls = sslproto.SSLProtocol(
+            self,  # type: ignore[arg-type]
+            protocol,
+            sslcontext,
+            waiter,
+            server_side,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        NativeSocketTransport(self, rawsock, tls, extra=extra, server=server)  # type: ignore[arg-type]
+        return tls._app_transport  # type: ignore[no-any-return]
