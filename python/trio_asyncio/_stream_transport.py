@@ -90,7 +90,7 @@ class NativeSocketTransport(transports._FlowControlMixin):
 
     # -- the state asyncio's own code and tests read ------------------------------------
 
-    @property  # type: ignore[override]
+    @property
     def _loop(self) -> Any:
         return self._core._loop
 
@@ -108,31 +108,31 @@ class NativeSocketTransport(transports._FlowControlMixin):
 
     @property
     def _closing(self) -> bool:
-        return self._core._closing  # type: ignore[no-any-return]
+        return self._core._closing
 
     @property
     def _eof(self) -> bool:
-        return self._core._eof  # type: ignore[no-any-return]
+        return self._core._eof
 
     @property
     def _paused(self) -> bool:
-        return self._core._paused  # type: ignore[no-any-return]
+        return self._core._paused
 
     @property
     def _conn_lost(self) -> int:
-        return self._core._conn_lost  # type: ignore[no-any-return]
+        return self._core._conn_lost
 
-    @property  # type: ignore[override]
+    @property
     def _protocol_paused(self) -> bool:
-        return self._core._protocol_paused  # type: ignore[no-any-return]
+        return self._core._protocol_paused
 
-    @property  # type: ignore[override]
+    @property
     def _high_water(self) -> int:
-        return self._core.get_write_buffer_limits()[1]  # type: ignore[no-any-return]
+        return self._core.get_write_buffer_limits()[1]
 
-    @property  # type: ignore[override]
+    @property
     def _low_water(self) -> int:
-        return self._core.get_write_buffer_limits()[0]  # type: ignore[no-any-return]
+        return self._core.get_write_buffer_limits()[0]
 
     @property
     def _empty_waiter(self) -> Any:
@@ -154,7 +154,8 @@ class NativeSocketTransport(transports._FlowControlMixin):
             info.append("read=polling" if reading else "read=idle")
             writing = selector_events._test_selector_event(sel, fd, 2)  # type: ignore[attr-defined]
             state = "polling" if writing else "idle"
-            info.append(f"write=<{state}, bufsize={core.get_write_buffer_size()}>")
+            size = 0 if core is None else core.get_write_buffer_size()
+            info.append(f"write=<{state}, bufsize={size}>")
         return "<{}>".format(" ".join(info))
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
@@ -185,10 +186,10 @@ class NativeSocketTransport(transports._FlowControlMixin):
         self._core.abort()
 
     def is_closing(self) -> bool:
-        return self._core.is_closing()  # type: ignore[no-any-return]
+        return self._core.is_closing()
 
     def is_reading(self) -> bool:
-        return self._core.is_reading()  # type: ignore[no-any-return]
+        return self._core.is_reading()
 
     def pause_reading(self) -> None:
         self._core.pause_reading()
@@ -203,10 +204,10 @@ class NativeSocketTransport(transports._FlowControlMixin):
         return self._core.get_protocol()  # type: ignore[no-any-return]
 
     def get_write_buffer_size(self) -> int:
-        return self._core.get_write_buffer_size()  # type: ignore[no-any-return]
+        return self._core.get_write_buffer_size()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._core.get_write_buffer_limits()  # type: ignore[no-any-return]
+        return self._core.get_write_buffer_limits()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self._core.set_write_buffer_limits(high, low)
@@ -302,11 +303,11 @@ class NativeStreamTransportMixin:
             self,  # type: ignore[arg-type]
             protocol,
             sslcontext,
-            waiter,
+            waiter,  # type: ignore[arg-type]
             server_side,
             server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
         NativeSocketTransport(self, rawsock, tls, extra=extra, server=server)  # type: ignore[arg-type]
-        return tls._app_transport  # type: ignore[no-any-return]
+        return tls._app_transport

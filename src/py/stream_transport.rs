@@ -223,7 +223,10 @@ impl StreamTransportCore {
         exc: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (t, p) = self.with(py, |s| {
-            (clone_opt(py, &s.refs.transport), clone_opt(py, &s.refs.protocol))
+            (
+                clone_opt(py, &s.refs.transport),
+                clone_opt(py, &s.refs.protocol),
+            )
         });
         let ctx = PyDict::new(py);
         ctx.set_item("message", message)?;
@@ -327,7 +330,11 @@ impl StreamTransportCore {
         if !was_closing {
             me.remove_reader(py)?;
         }
-        Self::call_soon(slf, "_call_connection_lost", exc.unwrap_or_else(|| py.None()))
+        Self::call_soon(
+            slf,
+            "_call_connection_lost",
+            exc.unwrap_or_else(|| py.None()),
+        )
     }
 
     fn read_into_protocol(slf: &Bound<'_, Self>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -349,7 +356,11 @@ impl StreamTransportCore {
             Ok(None) => return Ok(()),
             Err(e) => {
                 let err = os_error(e);
-                return Self::fatal(slf, err.value(py).as_any(), "Fatal read error on socket transport");
+                return Self::fatal(
+                    slf,
+                    err.value(py).as_any(),
+                    "Fatal read error on socket transport",
+                );
             }
         };
         if data.as_bytes().is_empty() {
@@ -363,13 +374,17 @@ impl StreamTransportCore {
 
     fn read_into_buffer(slf: &Bound<'_, Self>, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let buf = match protocol.call_method1(intern!(py, "get_buffer"), (-1,)).and_then(|b| {
-            if b.len()? == 0 {
-                Err(PyRuntimeError::new_err("get_buffer() returned an empty buffer"))
-            } else {
-                Ok(b)
-            }
-        }) {
+        let buf = match protocol
+            .call_method1(intern!(py, "get_buffer"), (-1,))
+            .and_then(|b| {
+                if b.len()? == 0 {
+                    Err(PyRuntimeError::new_err(
+                        "get_buffer() returned an empty buffer",
+                    ))
+                } else {
+                    Ok(b)
+                }
+            }) {
             Ok(b) => b,
             Err(e) => return Self::fail(slf, e, "Fatal error: protocol.get_buffer() call failed."),
         };
@@ -390,7 +405,11 @@ impl StreamTransportCore {
             return Self::on_eof(slf);
         }
         if let Err(e) = protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
-            Self::fail(slf, e, "Fatal error: protocol.buffer_updated() call failed.")?;
+            Self::fail(
+                slf,
+                e,
+                "Fatal error: protocol.buffer_updated() call failed.",
+            )?;
         }
         Ok(())
     }
@@ -450,8 +469,10 @@ impl StreamTransportCore {
             Pre::Nothing => Ok(None),
             Pre::Lost(n) => {
                 if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
-                    asyncio_refs::logger(py)?
-                        .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
+                    asyncio_refs::logger(py)?.call_method1(
+                        intern!(py, "warning"),
+                        ("socket.send() raised exception.",),
+                    )?;
                 }
                 Ok(None)
             }
@@ -571,7 +592,8 @@ impl StreamTransportCore {
                 let exc = err.value(py).as_any().clone();
                 Self::fatal(slf, &exc, "Fatal write error on socket transport")?;
                 if let Some(w) = me.ref_of(py, |r| &r.empty_waiter) {
-                    w.bind(py).call_method1(intern!(py, "set_exception"), (exc,))?;
+                    w.bind(py)
+                        .call_method1(intern!(py, "set_exception"), (exc,))?;
                 }
                 Ok(())
             }
@@ -588,7 +610,8 @@ impl StreamTransportCore {
                 if empty {
                     me.remove_writer(py)?;
                     if let Some(w) = waiter {
-                        w.bind(py).call_method1(intern!(py, "set_result"), (py.None(),))?;
+                        w.bind(py)
+                            .call_method1(intern!(py, "set_result"), (py.None(),))?;
                     }
                     if closing {
                         Self::_call_connection_lost(slf, py.None().into_bound(py))?;
@@ -701,7 +724,9 @@ impl StreamTransportCore {
         }
         if let Some(server) = &refs.server {
             let detached = if py.version_info() >= (3, 13) {
-                server.bind(py).call_method1(intern!(py, "_detach"), (&refs.transport,))
+                server
+                    .bind(py)
+                    .call_method1(intern!(py, "_detach"), (&refs.transport,))
             } else {
                 server.bind(py).call_method0(intern!(py, "_detach"))
             };
@@ -712,7 +737,8 @@ impl StreamTransportCore {
         cleanup?;
         if let Some(w) = me.ref_of(py, |r| &r.empty_waiter) {
             let err = PyConnectionError::new_err("Connection is closed by peer");
-            w.bind(py).call_method1(intern!(py, "set_exception"), (err.value(py),))?;
+            w.bind(py)
+                .call_method1(intern!(py, "set_exception"), (err.value(py),))?;
         }
         Ok(())
     }
@@ -888,10 +914,11 @@ impl StreamTransportCore {
                 &r.transport,
                 &r.server,
                 &r.empty_waiter,
-            ] {
-                if let Some(o) = o {
-                    visit.call(o)?;
-                }
+            ]
+            .into_iter()
+            .flatten()
+            {
+                visit.call(o)?;
             }
         }
         Ok(())

@@ -101,7 +101,11 @@ mod tests {
         assert_eq!(e.to_string(), "high (1) must be >= low (2) must be >= 0");
         let e = f.set_limits(Some(-1), None).unwrap_err();
         assert_eq!(e.to_string(), "high (-1) must be >= low (-1) must be >= 0");
-        assert_eq!(f.limits(), (16384, 65536), "limits unchanged after an error");
+        assert_eq!(
+            f.limits(),
+            (16384, 65536),
+            "limits unchanged after an error"
+        );
     }
 
     #[test]
