@@ -719,3 +719,41 @@ def test_native_switch_is_off_without_env(monkeypatch: pytest.MonkeyPatch) -> No
         await asyncio.sleep(0)
 
     AioRunner("sync")(body)
+
+
+def test_issue_13_write_after_flushing_close_is_ignored(run: AioRunner) -> None:
+    """A flushing ``close()`` ends in the write-ready callback; after that the fd may belong
+    to another socket, so a late ``write()`` must not reach it. (Stock asyncio raises
+    ``AttributeError`` from ``None.send`` here: ours ignores the write as after any other
+    connection loss, so this test runs on our loops only.)"""
+    if not run.ours:
+        pytest.skip("stock asyncio raises AttributeError here (see the docstring)")
+
+    async def body() -> None:
+        tr, proto, sproto, server = await connected_pair()
+        shrink_buffers(tr, sproto.transport)
+        sproto.transport.pause_reading()
+        tr.write(b"x" * MiB)
+        assert tr.get_write_buffer_size() > 0
+        tr.close()
+        sproto.transport.resume_reading()
+        assert await proto.lost is None
+        a, b = socket.socketpair()  # likely to reuse the closed fd number
+        try:
+            tr.write(b"must not arrive")
+            tr.write_eof()
+            await asyncio.sleep(0.01)
+            b.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                b.recv(100)
+            a.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                a.recv(100)
+            assert proto.events.count("lost") == 1
+        finally:
+            a.close()
+            b.close()
+        server.close()
+        await server.wait_closed()
+
+    run(body)

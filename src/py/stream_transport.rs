@@ -713,7 +713,12 @@ impl StreamTransportCore {
             _ => Ok(()),
         };
         // As asyncio's `finally:` block: release everything even if the protocol raised.
+        // From here on the fd is never touched again (it may be reused by another socket):
+        // `conn_lost` turns later writes and read/write events into no-ops. asyncio leaves
+        // it at 0 when a flushing `close()` ends in `_write_ready`, and a later `write()`
+        // fails on `None._sock`; ignoring the write is the safe version of that.
         let refs = me.with(py, |s| {
+            s.conn_lost = s.conn_lost.max(1);
             let r = std::mem::take(&mut s.refs);
             s.refs.empty_waiter = clone_opt(py, &r.empty_waiter);
             r
