@@ -1,5 +1,5 @@
 //! Stream socket transports: the state and buffering behind `_engine.StreamTransportCore`
-//! (`src/py/stream_transport.rs` is its Python face).
+//! (`src/py/stream_transport/` is its Python face).
 //!
 //! Nothing here touches Python: the write buffer ([`buffer`]), the write-buffer limits and
 //! protocol pause state ([`flow`]), and the non-blocking socket calls ([`sys`]). The Python
