@@ -157,9 +157,13 @@ impl StreamTransportCore {
             if sent == bytes.len() {
                 return Ok(());
             }
+            // Register first, as asyncio does: if that fails nothing is left buffered
+            // without a writer to send it. The view stays acquired meanwhile (a bytearray
+            // cannot be resized while exported), so `bytes` is still valid after.
+            Self::add_writer(slf)?;
+            let bytes = view.as_slice();
             me.with(py, |s| s.buffer.extend(&bytes[sent..]));
             drop(view);
-            Self::add_writer(slf)?;
         } else {
             me.with(py, |s| s.buffer.extend(bytes));
             drop(view);
