@@ -757,3 +757,29 @@ def test_issue_13_write_after_flushing_close_is_ignored(run: AioRunner) -> None:
         await server.wait_closed()
 
     run(body)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("1", True), ("0", False)])
+def test_native_switch_default_and_env(value: str | None, expected: bool) -> None:
+    """On by default; ``TRIO_ASYNCIO_NATIVE_TRANSPORT=0`` at import turns it off."""
+    import subprocess
+    import sys as _sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRIO_ASYNCIO_NATIVE_TRANSPORT"}
+    if value is not None:
+        env["TRIO_ASYNCIO_NATIVE_TRANSPORT"] = value
+    code = (
+        "import asyncio, socket, trio_asyncio\n"
+        "from trio_asyncio._stream_transport import NativeSocketTransport\n"
+        "async def main():\n"
+        "    a, b = socket.socketpair()\n"
+        "    tr, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, a)\n"
+        "    print(isinstance(tr, NativeSocketTransport))\n"
+        "    tr.close(); b.close(); await asyncio.sleep(0)\n"
+        "loop = asyncio.new_event_loop()\n"
+        "loop.run_until_complete(main()); loop.close()\n"
+    )
+    out = subprocess.run(
+        [_sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == str(expected)

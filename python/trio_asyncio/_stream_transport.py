@@ -6,9 +6,9 @@ transport classes hold) whose state and I/O live in ``_engine.StreamTransportCor
 stateful method is one call into the core; ``write`` and friends are the core's bound
 methods themselves. See ``design/transports.md``.
 
-Switch: ``TRIO_ASYNCIO_NATIVE_TRANSPORT=1`` in the environment at import (or
-``_stream_transport.enabled = True``) turns it on; otherwise asyncio's
-``_SelectorSocketTransport`` is used, as before.
+Switch: on by default. ``TRIO_ASYNCIO_NATIVE_TRANSPORT=0`` in the environment at import (or
+``_stream_transport.enabled = False``, read per new connection) gives every connection
+asyncio's ``_SelectorSocketTransport`` instead, as before issue 13.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import asyncio
 
 #: Whether our loops hand out ``NativeSocketTransport`` (read per new connection).
-enabled: bool = os.environ.get("TRIO_ASYNCIO_NATIVE_TRANSPORT", "") not in ("", "0")
+enabled: bool = os.environ.get("TRIO_ASYNCIO_NATIVE_TRANSPORT", "1").strip() != "0"
 
 # asyncio's Server._attach/_detach take the transport from 3.13 on.
 _SERVER_TAKES_TRANSPORT = sys.version_info >= (3, 13)
