@@ -6,7 +6,7 @@ Scans ``python/trio_asyncio/*.py`` (with :mod:`ast`) for private names of other 
   _set_running_loop``);
 - attribute chains rooted at an imported module with a private link
   (``trio._core._run.GLOBAL_RUN_CONTEXT``, ``events._get_running_loop``);
-- ``self._name`` in the loop classes where ``_name`` is defined by asyncio's loop classes
+- ``self._name`` in the loop classes (and the mixins they are assembled from) where ``_name`` is defined by asyncio's loop classes
   (``BaseEventLoop``, ``BaseSelectorEventLoop``, ``_UnixSelectorEventLoop``): inherited
   internals used or overridden.
 
@@ -54,8 +54,9 @@ INHERITED = "asyncio loop-class internals (inherited, used or overridden)"
 
 WHY: dict[str, str] = {
     "trio._core._run.GLOBAL_RUN_CONTEXT":
-        "the thread-local holding Trio's current run/task: swapped around fiber switches; "
-        "read (`getattr(..., \"task\")`) as a fast \"am I in Trio\" test",
+        "the thread-local holding Trio's current run/task, reached only in `_trio_run`: "
+        "swapped around fiber switches; read (`getattr(..., \"task\")`) as a fast \"am I in "
+        "Trio\" test and to tell whether a loop runs inside its own Trio run",
     "_asyncio._get_running_loop":
         "asyncio's own (C) running-loop slot, read without compatibility mode's Trio-aware "
         "replacement of `asyncio.events._get_running_loop`",
@@ -85,7 +86,7 @@ WHY: dict[str, str] = {
         "the policy's per-thread state, renewed in a forked child (3.12+) to forget the "
         "inherited current loop, as asyncio's own at-fork hook does for its global policy",
     "selectors._fileobj_to_fd":
-        "same fd conversion as asyncio's selector (`_ReactorSelector`)",
+        "same fd conversion as asyncio's selector (`ReactorSelector`)",
     "_unix_events._UnixSelectorEventLoop":
         "the base class: inherited transports, sockets, servers, pipes, signals",
     "_unix_events._UnixSubprocessTransport":
@@ -111,7 +112,7 @@ WHY: dict[str, str] = {
 MANUAL: list[tuple[str, tuple[str, ...]]] = [
     ("SystemClock.offset", ("_base",)),
     ("Runner.ki_pending", ("_sync",)),
-    ("asyncio.DefaultEventLoopPolicy._watcher", ("_base", "_policy")),
+    ("asyncio.DefaultEventLoopPolicy._watcher", ("_policy", "_subprocess")),
     ("pytest_asyncio._<scope>_scoped_runner", ("_pytest_plugin",)),
 ]
 
@@ -172,7 +173,7 @@ def scan() -> dict[str, set[str]]:
                         rows[full].add(mod)
             elif isinstance(node, ast.ClassDef):
                 bases = {ast.unparse(b) for b in node.bases}
-                if any("EventLoop" in b or "LoopCore" in b for b in bases):
+                if any("EventLoop" in b or "LoopCore" in b or "Mixin" in b for b in bases):
                     in_loop_class = True
         inner = {n.value for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         for node in ast.walk(tree):

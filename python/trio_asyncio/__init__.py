@@ -7,8 +7,12 @@ General layout (lower layers never import higher ones):
 - ``_fiber``: the Python view of the fibers.
 - ``_context``, ``_util``, ``_handles``, ``_executor``, ``_deprecate``,
   ``_thread_state``: small pieces with no loop of their own; ``_fork``: what a forked
-  child does with the loops it inherits.
-- ``_base``: ``BaseTrioEventLoop``, what both loops share.
+  child does with the loops it inherits; ``_trio_run``: the Trio run a loop is bound to
+  (the only access to Trio's run context).
+- ``_driver`` (the one place callbacks are run from), ``_signals`` (with
+  ``_signal_wakeup``), ``_subprocess``, ``_selector``: one concept of the loops each,
+  mixins on ``_mixins.LoopMixin`` (``_selector``: the ``loop._selector`` view).
+- ``_base``: ``BaseTrioEventLoop``, what both loops share, assembled from those mixins.
 - ``_async`` (``TrioEventLoop``, for ``open_loop``) and ``_sync`` (``SyncTrioEventLoop``,
   the restartable loop on a fiber).
 - ``_loop``: ``open_loop``, ``run`` and the forwarders; ``_policy``: compatibility mode

@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from ._base import BaseTrioEventLoop, _GLOBAL_RUN_CONTEXT
+from ._base import BaseTrioEventLoop
 from ._engine import LoopCore
 
 
@@ -25,9 +25,7 @@ class TrioEventLoop(BaseTrioEventLoop):
         """Bind the loop to the current Trio run (called by ``open_loop``)."""
         if self._nursery is not None:
             raise RuntimeError("You can't enter a loop twice")
-        self._nursery = nursery
-        self._trio_runner = _GLOBAL_RUN_CONTEXT.runner
-        self._trio_token = trio.lowlevel.current_trio_token()
+        self._bind_trio_run(nursery)
         self._set_owner_thread()
         self._adopt_trio_clock()
 
@@ -85,9 +83,7 @@ class TrioEventLoop(BaseTrioEventLoop):
         with trio.CancelScope(shield=True):
             self.stop()
             await self.wait_stopped()
-        self._nursery = None
-        self._trio_runner = None
-        self._trio_token = None
+        self._unbind_trio_run()
 
     def _forward_base_exception(self, exc: BaseException) -> bool:
         # A KeyboardInterrupt/SystemExit from asyncio code ends the open_loop block (raised

@@ -50,9 +50,9 @@ with warnings.catch_warnings() if PY312 else contextlib.nullcontext():
 
             def exited() -> None:
                 self.remove_child_handler(pid)
-                from ._base import _reap
+                from ._subprocess import reap
 
-                callback(pid, _reap(pid), *args)
+                callback(pid, reap(pid), *args)
 
             loop.add_reader(pidfd, exited)
 

@@ -23,13 +23,10 @@ from asyncio import events
 from contextvars import ContextVar
 from typing import Any
 
-import trio
-
 from ._context import current_loop
 from ._sync import SYNC_LOOP_TASK_NAME, SyncTrioEventLoop
+from ._trio_run import current_task
 from ._versions import PY312
-
-_RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
 
 _original_get_policy = events.get_event_loop_policy
 _original_set_policy = events.set_event_loop_policy
@@ -43,12 +40,8 @@ class _UserPolicy(threading.local):
 _user = _UserPolicy()
 
 
-def _trio_task() -> Any:
-    return getattr(_RUN_CONTEXT, "task", None)
-
-
 def _in_trio_other_than_sync_loop() -> bool:
-    task = _trio_task()
+    task = current_task()
     return task is not None and task.name != SYNC_LOOP_TASK_NAME
 
 
@@ -88,7 +81,7 @@ class TrioPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-typ
         return _outside_policy().new_event_loop()
 
     def get_event_loop(self) -> asyncio.AbstractEventLoop:
-        task = _trio_task()
+        task = current_task()
         if task is not None:
             loop = _trio_task_loop(task)
             if loop is None:
@@ -151,7 +144,7 @@ if PY312 and hasattr(os, "register_at_fork"):
 
 
 def get_event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    if _trio_task() is not None:
+    if current_task() is not None:
         return _trio_policy
     return _outside_policy()
 
@@ -175,7 +168,7 @@ def _get_running_loop() -> asyncio.AbstractEventLoop | None:
     loop = _c_get_running_loop()
     if loop is not None:
         return loop  # type: ignore[no-any-return,unused-ignore]
-    task = _trio_task()
+    task = current_task()
     if task is None:
         return None
     return _trio_task_loop(task)  # type: ignore[no-any-return]

@@ -31,12 +31,13 @@ import trio
 from _asyncio import _set_running_loop as _c_set_running_loop
 
 from . import _fork
-from ._base import _GLOBAL_RUN_CONTEXT, BaseTrioEventLoop
+from ._base import BaseTrioEventLoop
 from ._context import current_loop
-from ._engine import RUN_STOP as _STOP
+from ._engine import RUN_STOP
 from ._fiber import Fiber, current as current_fiber, suspend
-from ._signal_wakeup import SignalWakeup
-from ._thread_state import _UNSET, ThreadStateSlot, switch_into, switch_out_of
+from ._signals import FiberSignalsMixin
+from ._thread_state import ThreadStateSlot, switch_into, switch_out_of
+from ._trio_run import current_runner, forget_run_context
 
 Ts = TypeVarTuple("Ts")
 _get_asyncgen_hooks = sys.get_asyncgen_hooks
@@ -93,7 +94,7 @@ class _MonotonicClock(trio.abc.Clock):
         return deadline - time.monotonic()
 
 
-class SyncTrioEventLoop(BaseTrioEventLoop):
+class SyncTrioEventLoop(FiberSignalsMixin, BaseTrioEventLoop):  # type: ignore[misc]
     """The loop :func:`asyncio.new_event_loop` returns outside Trio once trio_asyncio is
     imported: start and stop it any number of times, exactly as a stock asyncio loop.
 
@@ -111,8 +112,6 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         # The caller's thread state while the fiber runs (set only during a switch).
         self._caller_state: ThreadStateSlot | None = None
         self._run_outcome: outcome.Outcome[None] | None = None
-        # Created at the first add_signal_handler (see _signal_wakeup), kept until close().
-        self._signal_wakeup: SignalWakeup | None = None
 
     # ------------------------------------------------------------------
     # Caller side
@@ -149,7 +148,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             else:
                 # Fast path: callbacks that are ready run right here; only when the loop
                 # must wait (or Trio tasks must run) does control go into the fiber.
-                if not self._pending_trio_tasks and self._run_batch(False) == _STOP:
+                if not self._pending_trio_tasks and self._run_batch(False) == RUN_STOP:
                     return
             _set_asyncgen_hooks(_firstiter_hook, _finalizer_hook)
             if self._fiber is None:
@@ -189,7 +188,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         its selector), until the loop stops (return True) or a Trio task must start (return
         False)."""
         while not self._pending_trio_tasks:
-            if self._run_batch(False, wait=True) == _STOP:
+            if self._run_batch(False, wait=True) == RUN_STOP:
                 return True
         return False
 
@@ -204,9 +203,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         """
         fiber, self._fiber = self._fiber, None
         self._fiber_state = ThreadStateSlot()
-        self._nursery = None
-        self._trio_runner = None
-        self._trio_token = None
+        self._unbind_trio_run()
         # Kept referenced on purpose: dropping it from a foreign thread could only leak it
         # with a warning at some later garbage collection.
         _abandoned_fibers.append(fiber)  # type: ignore[arg-type]
@@ -221,7 +218,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             # forgotten when it suspends (_switch). The code running now sees no Trio run
             # and so no running loop, as on stock asyncio (3.12+) after a fork.
             self._trio_inherited = True
-            _GLOBAL_RUN_CONTEXT.__dict__.clear()
+            forget_run_context()
         else:
             self._forget_inherited_fiber()
 
@@ -229,9 +226,7 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
         """Drop a Trio run inherited across fork() without ever resuming it (see _fork)."""
         fiber, self._fiber = self._fiber, None
         self._fiber_state = ThreadStateSlot()
-        self._nursery = None
-        self._trio_runner = None
-        self._trio_token = None
+        self._unbind_trio_run()
         self._trio_inherited = False
         if fiber is not None:
             _fork.keep_inherited_fiber(fiber)
@@ -256,85 +251,6 @@ class SyncTrioEventLoop(BaseTrioEventLoop):
             switch_out_of(self._fiber_state, caller)
             if self._trio_inherited:
                 self._forget_inherited_fiber()
-
-    # SIGINT is the one signal whose handler differs between the caller and the fiber
-    # (Trio's KeyboardInterrupt handler), and is swapped around every switch. A SIGINT
-    # handler added with add_signal_handler must be in effect on both sides until it is
-    # removed, as with a stock loop; its removal gives the fiber side its own one back.
-
-    def add_signal_handler(
-        self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
-    ) -> None:
-        fiber_side = self._caller_state is not None
-        first = sig not in self._signal_handlers
-        super().add_signal_handler(sig, callback, *args)
-        if sig == signal.SIGINT and first and not fiber_side:
-            # the fiber side's own handler (see BaseTrioEventLoop.remove_signal_handler)
-            own = self._fiber_state.sigint
-            self._sigint_restore = None if own is _UNSET else own
-        self._arm_signal_wakeup()
-        if sig != signal.SIGINT:
-            return
-        other = self._caller_state if fiber_side else self._fiber_state
-        assert other is not None
-        other.sigint = signal.getsignal(sig)
-
-    def _arm_signal_wakeup(self) -> None:
-        """Point the caller side's wake-up fd at this loop (see ``_signal_wakeup``)."""
-        wakeup = self._signal_wakeup
-        if wakeup is None:
-            wakeup = self._signal_wakeup = SignalWakeup()
-            self._add_reader(wakeup.read_fd, wakeup.drain)
-        caller = self._caller_state
-        if caller is None:
-            wakeup.arm()
-        else:  # on the fiber side, where Trio's own wake-up fd is installed
-            caller.wakeup_fd = wakeup.write_fd
-
-    def _disarm_signal_wakeup(self) -> None:
-        wakeup = self._signal_wakeup
-        if wakeup is None:
-            return
-        caller = self._caller_state
-        if caller is None:
-            wakeup.disarm()
-        elif caller.wakeup_fd == wakeup.write_fd:
-            caller.wakeup_fd = -1
-
-    def remove_signal_handler(self, sig: int) -> bool:
-        fiber_own = self._sigint_restore
-        removed = super().remove_signal_handler(sig)
-        if removed and not self._signal_handlers:
-            self._disarm_signal_wakeup()
-        if removed and sig == signal.SIGINT:
-            if self._caller_state is not None:  # on the fiber side
-                self._caller_state.sigint = signal.default_int_handler
-            else:
-                self._fiber_state.sigint = _UNSET if fiber_own is None else fiber_own
-        return removed
-
-    def _close_core_side(self) -> None:
-        try:
-            super()._close_core_side()  # removes the signal handlers (and so disarms)
-        finally:
-            wakeup, self._signal_wakeup = self._signal_wakeup, None
-            if wakeup is not None:
-                wakeup.close()
-
-    def _renew_signal_wakeup_after_fork(self) -> None:
-        # The socket pair is the parent's too: draining it here would eat its wake-ups.
-        old = self._signal_wakeup
-        if old is None or self.is_closed():
-            return
-        self._remove_reader(old.read_fd)
-        old.close()
-        self._signal_wakeup = None
-        if not self._signal_handlers:
-            return
-        try:
-            self._arm_signal_wakeup()
-        except ValueError:
-            pass  # forked from a thread other than the main one: no wake-up fd there
 
     def _close_trio_side(self) -> None:
         fiber = self._fiber
@@ -386,9 +302,7 @@ class _TrioSide:
             loop = self.loop_ref()
             if loop is None:  # pragma: no cover
                 return
-            loop._nursery = nursery
-            loop._trio_runner = _GLOBAL_RUN_CONTEXT.runner
-            loop._trio_token = trio.lowlevel.current_trio_token()
+            loop._bind_trio_run(nursery)
             del loop
             try:
                 request = suspend("ready")
@@ -403,9 +317,7 @@ class _TrioSide:
             finally:
                 loop = self.loop_ref()
                 if loop is not None:
-                    loop._nursery = None
-                    loop._trio_runner = None
-                    loop._trio_token = None
+                    loop._unbind_trio_run()
                     del loop
                 nursery.cancel_scope.cancel()
 
@@ -418,7 +330,7 @@ class _TrioSide:
         ``close()``), so the interrupt would come out of that later call: end this one with
         it instead, as a SIGINT during a stock loop's run ends that run.
         """
-        runner = getattr(_GLOBAL_RUN_CONTEXT, "runner", None)
+        runner = current_runner()
         if runner is None or not runner.ki_pending:  # no runner: inherited across fork()
             return
         runner.ki_pending = False

@@ -18,10 +18,10 @@ import threading
 from typing import Any
 
 import _signal  # type: ignore[import-not-found]
-import trio
 from sniffio import thread_local as _sniffio_thread_local
 
-_RUN_CONTEXT = trio._core._run.GLOBAL_RUN_CONTEXT  # private: see design/loops.md
+from ._trio_run import restore_run_context, take_run_context
+
 _UNSET: Any = object()
 _SIGINT = 2
 _MAIN_THREAD_IDENT = threading.main_thread().ident
@@ -51,12 +51,7 @@ class ThreadStateSlot:
 
     def capture(self) -> None:
         """Save the thread's current state into this slot (and clear the run context)."""
-        ctx = _RUN_CONTEXT.__dict__
-        if ctx:
-            self.run_context = ctx.copy()
-            ctx.clear()
-        else:
-            self.run_context = None
+        self.run_context = take_run_context()
         self.sniffio_name = _sniffio_thread_local.name
         self.asyncgen_hooks = _get_hooks()
         if _get_ident() == _MAIN_THREAD_IDENT:
@@ -65,8 +60,7 @@ class ThreadStateSlot:
 
     def install(self, fiber_side: bool) -> None:
         """Make this slot's state the thread's (the run context must be clear)."""
-        if self.run_context:
-            _RUN_CONTEXT.__dict__.update(self.run_context)
+        restore_run_context(self.run_context)
         _sniffio_thread_local.name = self.sniffio_name
         if self.asyncgen_hooks is not _UNSET:
             _set_hooks(*self.asyncgen_hooks)
