@@ -163,6 +163,7 @@ class LoopCore:
     def _ready_len(self) -> int: ...
     def _timers_len(self) -> int: ...
 
+@final
 class StreamTransportCore:
     """State and I/O of one native stream socket transport (``_stream_transport.py``)."""
 
