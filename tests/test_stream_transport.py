@@ -783,3 +783,33 @@ def test_native_switch_default_and_env(value: str | None, expected: bool) -> Non
         [_sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == str(expected)
+
+
+def test_pause_writing_error_goes_to_exception_handler(run: AioRunner) -> None:
+    class BadFlow(Recorder):
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            raise ZeroDivisionError("pause")
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        reports: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda loop, ctx: reports.append(ctx))
+        server = await loop.create_server(Recorder, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, proto = await loop.create_connection(BadFlow, HOST, port)
+        shrink_buffers(tr, tr)  # only the client side matters here
+        tr.set_write_buffer_limits(high=0)
+        tr.write(b"x" * MiB)
+        assert proto.events == ["made", "pause_writing"]
+        [ctx] = reports
+        assert ctx["message"] == "protocol.pause_writing() failed"
+        assert isinstance(ctx["exception"], ZeroDivisionError)
+        assert ctx["transport"] is tr and ctx["protocol"] is proto
+        assert not tr.is_closing(), "a flow-control error is not fatal"
+        tr.abort()
+        await proto.lost
+        server.close()
+        await server.wait_closed()
+
+    run(body)
