@@ -42,7 +42,8 @@ END = "<!-- END PRIVATE NAMES -->"
 #: Module names whose private parts we may rely on, by the name they are imported as.
 EXTERNAL_ROOTS = {"asyncio", "trio", "selectors", "signal", "sniffio", "outcome", "_asyncio",
                   "events", "base_events", "coroutines", "format_helpers", "_unix_events",
-                  "unix_events"}
+                  "unix_events", "transports", "constants", "futures", "selector_events",
+                  "sslproto", "trsock"}
 
 #: The asyncio loop classes whose internals the loop classes inherit.
 ASYNCIO_LOOP_CLASSES = (asyncio.base_events.BaseEventLoop,
@@ -91,6 +92,17 @@ WHY: dict[str, str] = {
     "_unix_events._UnixSubprocessTransport":
         "subprocess transport created directly (child exit through a pidfd registered in the "
         "reactor, no watcher thread)",
+    "base_events._set_nodelay":
+        "the native transport sets TCP_NODELAY on its socket as asyncio's transports do",
+    "transports._FlowControlMixin":
+        "base class of the native transport: `loop.sendfile`'s fallback protocol refuses "
+        "transports that are not instances of it",
+    "constants._SendfileMode.TRY_NATIVE":
+        "the native transport's `_sendfile_compatible` (asyncio's `loop.sendfile` reads it)",
+    "futures._set_result_unless_cancelled":
+        "the native transport wakes the connection waiter as asyncio's transports do",
+    "selector_events._test_selector_event":
+        "the native transport's `__repr__` shows read/write polling as asyncio's does",
     INHERITED:
         "the loop is an asyncio `BaseEventLoop` subclass and keeps its contracts (asyncio's "
         "own methods call these)",

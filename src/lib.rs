@@ -3,6 +3,7 @@
 //! This file is a table of contents. The engine has three layers:
 //! - [`fiber`]: stackful coroutines for CPython (the greenlet replacement);
 //! - [`scheduler`]: the asyncio engine shared by both loops (ready FIFO, timers, reactor);
+//! - [`transport`]: stream socket transport state (write buffer, flow control, socket calls);
 //! - [`py`]: the Python-facing classes and the one place errors become exceptions.
 //!
 //! See `design/architecture.md` for how they fit together.
@@ -10,6 +11,7 @@
 mod fiber;
 mod py;
 mod scheduler;
+mod transport;
 
 use pyo3::prelude::*;
 
@@ -31,6 +33,8 @@ mod _engine {
     use crate::py::loop_core::LoopCore;
     #[pymodule_export]
     use crate::py::statistics::CoreStatistics;
+    #[pymodule_export]
+    use crate::py::stream_transport::StreamTransportCore;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

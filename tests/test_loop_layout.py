@@ -37,6 +37,7 @@ _BY_CORE = {
 #: asyncio methods every trio-asyncio loop replaces in Python.
 _BY_BASE = {
     "__init__", "__repr__", "_add_callback_signalsafe", "_close_self_pipe", "_make_self_pipe",
+    "_make_socket_transport", "_make_ssl_transport",  # the native stream transport (issue 13)
     "_make_subprocess_transport", "_process_events", "_run_once", "_timer_handle_cancelled",
     "_write_to_self", "add_signal_handler", "close", "remove_signal_handler",
     "run_in_executor", "set_debug", "set_default_executor",

@@ -32,6 +32,7 @@ from ._executor import TrioExecutor
 from ._handles import TrioTaskFuture, TrioTaskHandle
 from ._selector import ReactorSelector
 from ._signals import SignalsMixin
+from ._stream_transport import NativeStreamTransportMixin
 from ._subprocess import SubprocessMixin
 from ._trio_run import TrioRunBinding, in_trio_run_of
 from ._util import run_aio_future
@@ -45,8 +46,8 @@ def _noop() -> None:
 
 
 class BaseTrioEventLoop(  # type: ignore[misc]
-    DriverMixin, SignalsMixin, SubprocessMixin, TrioRunBinding, LoopCore,
-    _unix_events._UnixSelectorEventLoop,
+    NativeStreamTransportMixin, DriverMixin, SignalsMixin, SubprocessMixin, TrioRunBinding,
+    LoopCore, _unix_events._UnixSelectorEventLoop,
 ):
     """An asyncio event loop that runs on top of Trio.
 

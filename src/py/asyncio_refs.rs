@@ -35,3 +35,11 @@ cached!(
     /// `asyncio.coroutines.iscoroutinefunction`.
     iscoroutinefunction = "asyncio.coroutines"."iscoroutinefunction"
 );
+cached!(
+    /// `asyncio.log.logger` (transport debug lines and warnings).
+    logger = "asyncio.log"."logger"
+);
+cached!(
+    /// `asyncio.protocols.BufferedProtocol` (which read path a protocol gets).
+    buffered_protocol = "asyncio.protocols"."BufferedProtocol"
+);

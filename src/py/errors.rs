@@ -37,18 +37,39 @@ impl From<SchedulerError> for PyErr {
             SchedulerError::FdTooLarge => PyOverflowError::new_err(e.to_string()),
             // OSError(errno, strerror) picks the errno's subclass (PermissionError, ...),
             // as the selector modules do.
-            SchedulerError::Io(io) => match io.raw_os_error() {
-                Some(errno) => {
-                    let msg = std::io::Error::from_raw_os_error(errno).to_string();
-                    // Rust appends " (os error N)"; CPython's strerror does not.
-                    let msg = match msg.rfind(" (os error ") {
-                        Some(i) => msg[..i].to_owned(),
-                        None => msg,
-                    };
-                    PyOSError::new_err((errno, msg))
-                }
-                None => PyOSError::new_err(io.to_string()),
-            },
+            SchedulerError::Io(io) => os_error(io),
+        }
+    }
+}
+
+/// `OSError(errno, strerror)` for an `io::Error`: CPython picks the errno's subclass
+/// (`ConnectionResetError`, `BrokenPipeError`, ...), as the socket and selector modules do.
+pub(crate) fn os_error(io: std::io::Error) -> PyErr {
+    match io.raw_os_error() {
+        Some(errno) => {
+            let msg = std::io::Error::from_raw_os_error(errno).to_string();
+            // Rust appends " (os error N)"; CPython's strerror does not.
+            let msg = match msg.rfind(" (os error ") {
+                Some(i) => msg[..i].to_owned(),
+                None => msg,
+            };
+            PyOSError::new_err((errno, msg))
+        }
+        None => PyOSError::new_err(io.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Transport errors (issue 13): as `_SelectorSocketTransport` raises them.
+// ---------------------------------------------------------------------------------------
+
+use crate::transport::TransportError;
+
+impl From<TransportError> for PyErr {
+    fn from(e: TransportError) -> PyErr {
+        match e {
+            e @ TransportError::BadLimits { .. } => PyValueError::new_err(e.to_string()),
+            TransportError::Io(io) => os_error(io),
         }
     }
 }

@@ -6,6 +6,7 @@ mod gil;
 pub(crate) mod handle;
 pub(crate) mod loop_core;
 pub(crate) mod statistics;
+pub(crate) mod stream_transport;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
