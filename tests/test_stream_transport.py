@@ -188,6 +188,77 @@ def test_extra_info_and_argument_checks(run: AioRunner) -> None:
     run(body)
 
 
+def _limits_and_writelines_outcomes(loop: asyncio.AbstractEventLoop) -> list[Any]:
+    """What set_write_buffer_limits/writelines answer for odd arguments, on *loop*."""
+    a, b = socket.socketpair()
+
+    async def body() -> list[Any]:
+        tr, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+        out: list[Any] = []
+        for args in [(1.5, 1), (None, 2.5), (float("inf"), None), (-1, None), ("x", None)]:
+            try:
+                tr.set_write_buffer_limits(*args)
+                out.append(("ok", tr.get_write_buffer_limits()))
+            except Exception as exc:
+                out.append((type(exc).__name__, str(exc)))
+        tr.set_write_buffer_limits()
+        for data in [[b"a", 1], [1], "ab", None, [], iter([b"c", bytearray(b"d")])]:
+            try:
+                tr.writelines(data)
+                out.append("ok")
+            except Exception as exc:
+                out.append((type(exc).__name__, str(exc)))
+        tr.write_eof()
+        try:
+            tr.writelines([b"late"])
+        except Exception as exc:
+            out.append((type(exc).__name__, str(exc)))
+        out.append(b.recv(100))
+        tr.close()
+        await asyncio.sleep(0)
+        return out
+
+    try:
+        return loop.run_until_complete(body())
+    finally:
+        loop.close()
+        b.close()
+
+
+def test_odd_limits_and_writelines_items_as_stock_asyncio() -> None:
+    """Non-int limits are compared as asyncio compares them (floats, infinity) with its
+    errors; a bad writelines item gets the running version's asyncio error."""
+    stock = _limits_and_writelines_outcomes(asyncio.SelectorEventLoop())
+    loop = asyncio.new_event_loop()
+    assert type(loop).__name__ == "SyncTrioEventLoop"
+    assert _limits_and_writelines_outcomes(loop) == stock
+    assert stock[0] == ("ok", (1, 1.5))  # the reference did what this test expects
+
+
+def test_float_limits_pause_and_resume_at_the_same_sizes(run: AioRunner) -> None:
+    """high=0.5, low=0.25 behave as asyncio's comparisons do: any buffered byte pauses the
+    protocol, and only an empty buffer resumes it."""
+
+    async def body() -> None:
+        tr, proto, sproto, server = await connected_pair()
+        shrink_buffers(tr, sproto.transport)
+        tr.set_write_buffer_limits(high=0.5, low=0.25)
+        assert tr.get_write_buffer_limits() == (0.25, 0.5)
+        sproto.transport.pause_reading()
+        payload = os.urandom(MiB)
+        tr.write(payload)
+        assert tr.get_write_buffer_size() > 0
+        assert proto.events == ["made", "pause_writing"]
+        sproto.transport.resume_reading()
+        assert await sproto.wait_bytes(MiB) == payload
+        while tr.get_write_buffer_size():
+            await asyncio.sleep(0.001)
+        assert proto.events == ["made", "pause_writing", "resume_writing"]
+        await finish(tr, server)
+
+    run(body)
+
+
 def test_callback_order_and_waiter(run: AioRunner) -> None:
     async def body() -> None:
         loop = asyncio.get_running_loop()

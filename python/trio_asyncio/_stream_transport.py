@@ -13,6 +13,7 @@ asyncio's ``_SelectorSocketTransport`` instead, as before issue 13.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -21,6 +22,7 @@ from asyncio import base_events, constants, futures, selector_events, sslproto, 
 from typing import TYPE_CHECKING, Any
 
 from ._engine import StreamTransportCore
+from ._versions import PY312
 
 if TYPE_CHECKING:
     import asyncio
@@ -30,6 +32,11 @@ enabled: bool = os.environ.get("TRIO_ASYNCIO_NATIVE_TRANSPORT", "1").strip() != 
 
 # asyncio's Server._attach/_detach take the transport from 3.13 on.
 _SERVER_TAKES_TRANSPORT = sys.version_info >= (3, 13)
+
+
+def _as_size_limit(limit: Any) -> int:
+    """The int limit *n* with ``size > limit == size > n`` for every int size."""
+    return sys.maxsize if limit >= sys.maxsize else math.floor(limit)
 
 
 class NativeSocketTransport(transports._FlowControlMixin):
@@ -68,6 +75,9 @@ class NativeSocketTransport(transports._FlowControlMixin):
         self._sock_fd = sock.fileno()
         core = StreamTransportCore(loop, sock, protocol, self, server)
         self._core = core
+        # Limits given as something other than ints (asyncio compares whatever it is given):
+        # what get_write_buffer_limits() answers; the core holds their integer equivalents.
+        self._limits: tuple[Any, Any] | None = None
         # The hot methods are the core's own (no Python frame per call).
         self.write = core.write  # type: ignore[method-assign]
         self.is_closing = core.is_closing  # type: ignore[method-assign]
@@ -127,12 +137,12 @@ class NativeSocketTransport(transports._FlowControlMixin):
         return self._core._protocol_paused
 
     @property
-    def _high_water(self) -> int:
-        return self._core.get_write_buffer_limits()[1]
+    def _high_water(self) -> Any:
+        return self.get_write_buffer_limits()[1]
 
     @property
-    def _low_water(self) -> int:
-        return self._core.get_write_buffer_limits()[0]
+    def _low_water(self) -> Any:
+        return self.get_write_buffer_limits()[0]
 
     @property
     def _empty_waiter(self) -> Any:
@@ -171,7 +181,19 @@ class NativeSocketTransport(transports._FlowControlMixin):
         self._core.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
-        self._core.writelines(list_of_data)
+        if not PY312:
+            self._core.writelines(list_of_data)  # 3.11: write(b"".join(list_of_data))
+            return
+        # 3.12+ asyncio: state checks first, then a memoryview of each item (its TypeError
+        # for a bad one).
+        core = self._core
+        if core._eof:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if core._empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
+        if not list_of_data:
+            return
+        core.writelines([memoryview(data) for data in list_of_data])
 
     def write_eof(self) -> None:
         self._core.write_eof()
@@ -206,14 +228,28 @@ class NativeSocketTransport(transports._FlowControlMixin):
     def get_write_buffer_size(self) -> int:
         return self._core.get_write_buffer_size()
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._core.get_write_buffer_limits()
+    def get_write_buffer_limits(self) -> tuple[Any, Any]:
+        limits = self._limits
+        return self._core.get_write_buffer_limits() if limits is None else limits
 
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._core.set_write_buffer_limits(high, low)
+    def set_write_buffer_limits(self, high: Any = None, low: Any = None) -> None:
+        self._set_write_buffer_limits(high, low)
 
-    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._core.set_write_buffer_limits(high, low)
+    def _set_write_buffer_limits(self, high: Any = None, low: Any = None) -> None:
+        if (high is None or type(high) is int) and (low is None or type(low) is int):
+            self._core.set_write_buffer_limits(high, low)
+            self._limits = None
+            return
+        # Floats, Fractions, ...: asyncio's own defaults and check (and so its errors), then
+        # the integer limits that pause and resume at the same buffer sizes (sizes are ints).
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._core.set_write_buffer_limits(_as_size_limit(high), _as_size_limit(low))
+        self._limits = (low, high)
 
     def _maybe_pause_protocol(self) -> None:
         self._core._maybe_pause_protocol()
