@@ -4,7 +4,9 @@
 # tests, the whole suite again under `python -X dev`, that interpreter's own
 # test.test_asyncio in both conformance modes, and trio-asyncio 0.16.0's own test suite
 # (downloaded from PyPI at test time) against our package (see design/conformance.md); mypy
-# --strict on the package per version; cargo fmt/clippy and the generated private-names table
+# --strict on the package per version; on 3.11 the Python tests once more with the native
+# stream transport switched off (the fallback users get with TRIO_ASYNCIO_NATIVE_TRANSPORT=0);
+# cargo fmt/clippy and the generated private-names table
 # of design/loops.md once; and the documentation site once.
 #
 #   scripts/test.sh                  every supported version
@@ -34,6 +36,10 @@ for version in ${PYTHONS:-$SUPPORTED_PYTHONS}; do
         cargo test --quiet --lib -- --test-threads=1
     echo "== pytest ($version)"
     "$PY" -m pytest -q "$@"
+    if [ "$version" = 3.11 ]; then
+        echo "== pytest on asyncio's Python socket transports (TRIO_ASYNCIO_NATIVE_TRANSPORT=0, $version)"
+        TRIO_ASYNCIO_NATIVE_TRANSPORT=0 "$PY" -m pytest -q tests/
+    fi
     echo "== pytest under -X dev ($version; asyncio debug mode, debug allocator, all warnings)"
     "$PY" -X dev -m pytest -q tests/
     echo "== conformance: compatibility mode ($version)"
