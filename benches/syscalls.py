@@ -14,7 +14,7 @@ Usage::
 
     .venv/bin/python benches/syscalls.py                      # every impl, both workloads
     .venv/bin/python benches/syscalls.py --impls asyncio,ours-sync --n 2000
-    .venv/bin/python benches/syscalls.py --python-ours /tmp/other-venv/bin/python
+    .venv/bin/python benches/syscalls.py --python-ours <venv of another build>/bin/python
 
 ``asyncio`` runs in the same interpreter as ours (stock ``asyncio.SelectorEventLoop``, without
 importing trio_asyncio). Needs ``strace``. Never run in CI.
