@@ -198,7 +198,7 @@ def trio_as_aio(
 def trio_as_aio(proc: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> Any:
     """Wrap Trio-flavoured *proc* so asyncio code can ``await``/``async with``/``async for`` it.
 
-    ``await trio_as_aio(fn)(*args)`` runs ``fn(*args)`` in a new Trio task of *loop*
+    ``await trio_as_aio(fn)(*args)`` runs ``fn(*args)`` as a Trio task of *loop*
     (default: the current trio-asyncio loop) and evaluates to its result; the call returns
     an :class:`asyncio.Future`, so it can be used as a decorator and cancelled like one.
     Coroutine objects (``trio_as_aio(fn(*args))``) are not supported: Trio has no such

@@ -136,8 +136,6 @@ class TrioTaskHandle:
                     fut._cancel_now(self._cancel_message)
                 else:
                     fut.set_result(result)
-                    # Run the awaiting asyncio task now rather than waking the loop.
-                    self._loop._drive_inline()
         except BaseException as exc:
             if fut is None:
                 errors, base = split_exception(exc, Exception)
