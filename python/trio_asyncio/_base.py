@@ -203,8 +203,17 @@ class BaseTrioEventLoop(  # type: ignore[misc]
         for item in pending:
             if isinstance(item, trio.CancelScope):
                 item.cancel()
+            elif item._started:
+                item._cancel_running()  # a cancel() made outside the run
             else:
                 self._start_trio_task(item)
+
+    def _cancel_trio_job(self, handle: TrioTaskHandle) -> None:
+        """Cancel the running job of *handle* (see :meth:`_cancel_trio_scope`)."""
+        if in_trio_run_of(self._trio_runner):
+            handle._cancel_running()
+        else:
+            self._pending_trio_tasks.append(handle)
 
     def _cancel_trio_scope(self, scope: trio.CancelScope) -> None:
         """Cancel the scope of a Trio task of this loop, from any code on its thread.
