@@ -133,8 +133,11 @@ class TrioTaskPool:
                         job._scope = scope
                         running, job = job, None
                         await run_in_context(running._context, running._run)
+                        # Only cancel() of the job that runs cancels the scope, and it
+                        # sets _cancelled first.
+                        job_cancelled = running._cancelled
                         del running
-                        if scope.cancel_called:
+                        if job_cancelled:
                             break  # cancelled after the job's last checkpoint
                         job = await self._next(me)
                 if job is None:
