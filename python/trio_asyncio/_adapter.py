@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack,
 import trio
 
 from ._context import current_loop
-from ._util import run_aio_future, run_aio_generator, run_trio_generator
+from ._util import run_aio_future, run_aio_generator, run_trio_generator, wait_aio_future
 
 if TYPE_CHECKING:
     from ._base import BaseTrioEventLoop
@@ -112,12 +112,17 @@ class Asyncio_Trio_Wrapper(_Wrapper):
         # An async def function is called right here (that only makes its coroutine);
         # anything else is called inside the asyncio task, as asyncio code.
         coro = proc(*args, **kwargs) if self._direct else _call_async(proc, *args, **kwargs)
+        # The task's first step is run by this Trio task (run_aio_future -> _drive_inline):
+        # no need to wake the driver for it.
+        loop._claim_driver()
         try:
             task = loop.create_task(coro)
         except BaseException:
             coro.close()
             raise
-        return await run_aio_future(task)
+        finally:
+            loop._drive_inline()  # runs the task's first step; ends the claim
+        return await wait_aio_future(task)
 
     def __await__(self) -> Generator[Any, None, Any]:
         proc = self.proc

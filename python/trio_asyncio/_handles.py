@@ -142,6 +142,9 @@ class TrioTaskHandle:
             finally:
                 self._finished = True
             if fut is not None and not fut.done():
+                # The worker runs the awaiting task right after (_trio_pool: _next ->
+                # _drive_inline), so the wake-up this queues need not wake the driver.
+                self._loop._claim_driver()
                 fut.set_result(result)
         except BaseException as exc:
             if fut is None:

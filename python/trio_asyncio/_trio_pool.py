@@ -143,6 +143,10 @@ class TrioTaskPool:
                 if job is None:
                     job = await self._next(me)
         finally:
+            loop = self._loop()
+            if loop is not None and loop._claimed:
+                loop._drive_inline()  # a job's _claim_driver() must be followed by a batch
+            del loop
             # Leaving with a job taken but not started (an error or a cancellation of the
             # nursery in between): another worker runs it.
             if job is None:
