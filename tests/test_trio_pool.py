@@ -170,3 +170,33 @@ def test_sync_loop_jobs_run_in_workers_too() -> None:
             assert loop.run_until_complete(trio_as_aio(job, loop=loop)(i)) == (2 * i, f"v{i}")
     finally:
         loop.close()
+
+
+def test_crossings_do_not_wake_the_parked_driver() -> None:
+    # The calling Trio task runs the work it queues itself (_claim_driver + _drive_inline):
+    # no wake-up write to the poller per crossing, and no poll to consume one.
+    async def trio_noop() -> None:
+        pass
+
+    async def aio_noop() -> None:
+        pass
+
+    async def main() -> tuple[int, int]:
+        async with trio_asyncio.open_loop() as loop:
+            await trio_asyncio.aio_as_trio(aio_noop)()  # warm-up: the driver parks
+            await trio.sleep(0.01)
+            before = loop.statistics()
+            for _ in range(50):
+                await trio_asyncio.aio_as_trio(aio_noop)()
+
+            async def chain() -> None:
+                for _ in range(50):
+                    await trio_as_aio(trio_noop)()
+
+            await trio_asyncio.aio_as_trio(chain)()
+            after = loop.statistics()
+            return after.wakeups - before.wakeups, after.polls - before.polls
+
+    wakeups, polls = trio.run(main)
+    assert wakeups <= 5, wakeups
+    assert polls <= 20, polls
