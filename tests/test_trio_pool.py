@@ -200,3 +200,31 @@ def test_crossings_do_not_wake_the_parked_driver() -> None:
     wakeups, polls = trio.run(main)
     assert wakeups <= 5, wakeups
     assert polls <= 20, polls
+
+
+def test_cancel_after_a_jobs_last_checkpoint_does_not_reach_the_next_job() -> None:
+    # The worker's cancel scope is shared by its jobs: a cancel() that lands after the job's
+    # last checkpoint must not cancel the next job the same worker runs.
+    async def main() -> tuple[str, str]:
+        holder: list[asyncio.Future[str]] = []
+
+        async def cancels_own_future_then_returns() -> str:
+            await trio.sleep(0)
+            assert holder[0].cancel()
+            return "finished anyway"  # no checkpoint after the cancel
+
+        async def next_job() -> str:
+            await trio.sleep(0)  # Cancelled here if the shared scope were still cancelled
+            return "next ran"
+
+        fut = trio_as_aio(cancels_own_future_then_returns)()
+        holder.append(fut)
+        try:
+            first = await fut
+        except asyncio.CancelledError:
+            first = "cancelled"
+        return first, await trio_as_aio(next_job)()
+
+    first, second = run_aio(main)
+    assert first in ("finished anyway", "cancelled")
+    assert second == "next ran"

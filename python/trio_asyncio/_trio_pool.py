@@ -14,9 +14,10 @@ loop's nursery instead, and hands each job (a :class:`~._handles.TrioTaskHandle`
 - otherwise a new worker is started.
 
 Each job still runs in its own copy of the caller's context (the worker steps the job's
-coroutine inside that context, see :func:`run_in_context`) and inside its own cancel
-scope, so results, errors, cancellation in both directions and contextvars behave as
-with a task per call. What differs: Trio sees the worker, not a task per call
+coroutine inside that context, see :func:`run_in_context`) and can be cancelled alone (a
+worker's jobs share one cancel scope, cancelled only while the cancelled job runs and
+replaced after it), so results, errors, cancellation in both directions and contextvars
+behave as with a task per call. What differs: Trio sees the worker, not a task per call
 (``trio.lowlevel.current_task()`` and Trio instruments' ``task_spawned``/``task_exited``),
 see design/conformance.md.
 """
