@@ -345,3 +345,31 @@ def test_issue_11_loop_argument_must_be_a_trio_asyncio_loop() -> None:
             _ta.aio_as_trio(_asyncio.sleep, loop=stock).loop
     finally:
         stock.close()
+
+
+def test_aio_as_trio_async_def_body_runs_in_its_asyncio_task() -> None:
+    # aio_as_trio calls an async def function from the Trio side (that only makes the
+    # coroutine); its body must still run as asyncio code, in the caller's context.
+    import contextvars
+
+    import sniffio
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("a2t_direct", default="unset")
+
+    async def probe(x: int) -> tuple[int, bool, str, str]:
+        await asyncio.sleep(0)
+        return x, asyncio.current_task() is not None, sniffio.current_async_library(), var.get()
+
+    class Thing:
+        async def method(self, x: int) -> tuple[int, bool, str, str]:
+            return await probe(x)
+
+    async def main() -> list[tuple[int, bool, str, str]]:
+        var.set("trio side")
+        with pytest.raises(TypeError):
+            await aio_as_trio(probe)()  # type: ignore[call-arg]
+        return [await aio_as_trio(probe)(1), await aio_as_trio(Thing().method)(2)]
+
+    assert run_in_loop(main) == [
+        (1, True, "asyncio", "trio side"), (2, True, "asyncio", "trio side"),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import types
+from inspect import CO_COROUTINE
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack,
 import trio
 
 from ._context import current_loop
-from ._util import run_aio_future, run_aio_generator, run_trio_generator
+from ._util import run_aio_future, run_aio_generator, run_trio_generator, wait_aio_future
 
 if TYPE_CHECKING:
     from ._base import BaseTrioEventLoop
@@ -27,9 +28,28 @@ async def _call_async(proc: Callable[..., Awaitable[Any]], *args: Any, **kwargs:
     return await proc(*args, **kwargs)
 
 
-def _loop_or_current(loop: asyncio.AbstractEventLoop | None) -> BaseTrioEventLoop:
-    from ._base import BaseTrioEventLoop
+def _loop_class() -> type[BaseTrioEventLoop]:
+    # Imported on first use (_base imports this module's neighbours), then kept: an import
+    # statement in the hot path costs more than the rest of the lookup.
+    global _LOOP_CLASS
+    if _LOOP_CLASS is None:
+        from ._base import BaseTrioEventLoop
 
+        _LOOP_CLASS = BaseTrioEventLoop
+    return _LOOP_CLASS
+
+
+_LOOP_CLASS: type[BaseTrioEventLoop] | None = None
+
+
+def _is_coroutine_function(proc: Any) -> bool:
+    """True for an ``async def`` function (or a method of one): calling it runs no code."""
+    func = proc.__func__ if type(proc) is types.MethodType else proc
+    return type(func) is types.FunctionType and bool(func.__code__.co_flags & CO_COROUTINE)
+
+
+def _loop_or_current(loop: asyncio.AbstractEventLoop | None) -> BaseTrioEventLoop:
+    BaseTrioEventLoop = _LOOP_CLASS or _loop_class()
     if loop is not None and not isinstance(loop, BaseTrioEventLoop):
         raise TypeError(f"loop must be a trio_asyncio loop, not {type(loop).__name__}")
     if loop is None:
@@ -80,18 +100,29 @@ class Asyncio_Trio_Wrapper(_Wrapper):
     ) -> None:
         super().__init__(proc, loop)
         self.args = args
+        self._direct: bool | None = None  # proc is an async def function (see __call__)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.args:
             raise RuntimeError("Call 'aio_as_trio(proc)(*args)', not 'aio_as_trio(proc, *args)'")
         loop = self.loop
-        coro = _call_async(self.proc, *args, **kwargs)
+        proc = self.proc
+        if self._direct is None:
+            self._direct = _is_coroutine_function(proc)
+        # An async def function is called right here (that only makes its coroutine);
+        # anything else is called inside the asyncio task, as asyncio code.
+        coro = proc(*args, **kwargs) if self._direct else _call_async(proc, *args, **kwargs)
+        # The task's first step is run by this Trio task (run_aio_future -> _drive_inline):
+        # no need to wake the driver for it.
+        loop._claim_driver()
         try:
             task = loop.create_task(coro)
         except BaseException:
             coro.close()
             raise
-        return await run_aio_future(task)
+        finally:
+            loop._drive_inline()  # runs the task's first step; ends the claim
+        return await wait_aio_future(task)
 
     def __await__(self) -> Generator[Any, None, Any]:
         proc = self.proc
@@ -198,7 +229,7 @@ def trio_as_aio(
 def trio_as_aio(proc: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> Any:
     """Wrap Trio-flavoured *proc* so asyncio code can ``await``/``async with``/``async for`` it.
 
-    ``await trio_as_aio(fn)(*args)`` runs ``fn(*args)`` in a new Trio task of *loop*
+    ``await trio_as_aio(fn)(*args)`` runs ``fn(*args)`` as a Trio task of *loop*
     (default: the current trio-asyncio loop) and evaluates to its result; the call returns
     an :class:`asyncio.Future`, so it can be used as a decorator and cancelled like one.
     Coroutine objects (``trio_as_aio(fn(*args))``) are not supported: Trio has no such

@@ -34,6 +34,7 @@ from ._selector import ReactorSelector
 from ._signals import SignalsMixin
 from ._stream_transport import NativeStreamTransportMixin
 from ._subprocess import SubprocessMixin
+from ._trio_pool import TrioTaskPool
 from ._trio_run import TrioRunBinding, in_trio_run_of
 from ._util import run_aio_future
 
@@ -82,6 +83,8 @@ class BaseTrioEventLoop(  # type: ignore[misc]
         self._close_files: set[int] = set()
         # Trio tasks to start, and scopes to cancel, once the driver runs in Trio.
         self._pending_trio_tasks: list[TrioTaskHandle | trio.CancelScope] = []
+        # The resident Trio tasks that run them (bound to one nursery; see _trio_pool).
+        self._trio_pool: TrioTaskPool | None = None
         self._stopped_event = trio.Event()
         self._stopped_event.set()
         # Set in a forked child whose fork happened inside this loop's Trio run: the rest of
@@ -141,7 +144,7 @@ class BaseTrioEventLoop(  # type: ignore[misc]
     def trio_as_future(
         self, proc: Callable[[Unpack[Ts]], Awaitable[T]], *args: Unpack[Ts]
     ) -> asyncio.Future[T]:
-        """Start ``await proc(*args)`` in a new Trio task; return an asyncio future for it.
+        """Start ``await proc(*args)`` as a Trio task; return an asyncio future for it.
 
         The call itself can be made from any flavour on the loop's thread; awaiting the
         returned future is asyncio-flavoured. The future resolves to the task's result or
@@ -158,7 +161,7 @@ class BaseTrioEventLoop(  # type: ignore[misc]
     def run_trio_task(
         self, proc: Callable[[Unpack[Ts]], Awaitable[object]], *args: Unpack[Ts]
     ) -> TrioTaskHandle:
-        """Start ``await proc(*args)`` in a new Trio task and return a handle to cancel it.
+        """Start ``await proc(*args)`` as a Trio task and return a handle to cancel it.
 
         An error raised by the task is reported to the loop's exception handler, which
         for an :func:`open_loop` loop ends the loop.
@@ -184,7 +187,10 @@ class BaseTrioEventLoop(  # type: ignore[misc]
             )
         nursery = self._nursery
         if nursery is not None and in_trio_run_of(self._trio_runner):
-            handle._context.run(nursery.start_soon, handle._run, name=handle._proc)  # type: ignore[arg-type]
+            pool = self._trio_pool
+            if pool is None or pool.nursery is not nursery:
+                pool = self._trio_pool = TrioTaskPool(self, nursery)
+            pool.submit(handle)
         else:
             # Not inside our Trio run (a sync loop that is stopped, or running callbacks
             # on its caller's stack): the driver starts it on its next pass; a batch
@@ -197,8 +203,17 @@ class BaseTrioEventLoop(  # type: ignore[misc]
         for item in pending:
             if isinstance(item, trio.CancelScope):
                 item.cancel()
+            elif item._started:
+                item._cancel_running()  # a cancel() made outside the run
             else:
                 self._start_trio_task(item)
+
+    def _cancel_trio_job(self, handle: TrioTaskHandle) -> None:
+        """Cancel the running job of *handle* (see :meth:`_cancel_trio_scope`)."""
+        if in_trio_run_of(self._trio_runner):
+            handle._cancel_running()
+        else:
+            self._pending_trio_tasks.append(handle)
 
     def _cancel_trio_scope(self, scope: trio.CancelScope) -> None:
         """Cancel the scope of a Trio task of this loop, from any code on its thread.

@@ -58,6 +58,7 @@ class DriverMixin(LoopMixin):
     _parked = False
     _parked_deadline: float | None = None
     _inline = False
+    _claimed = False  # _claim_driver() ran; the next _drive_inline() runs the batch
     _stopped_inline = False  # a batch run by _drive_inline ended with stop()
     _batch_sets_running_loop = False
 
@@ -167,6 +168,22 @@ class DriverMixin(LoopMixin):
                 # suspended, GC-invisible fiber stack; one more checkpoint replaces it.
                 await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def _claim_driver(self) -> None:
+        """Take the parked driver's sleep over before queueing work that this Trio task
+        will run itself with :meth:`_drive_inline`, called right after (without a
+        checkpoint in between, and on every path).
+
+        A call_soon made while the driver sleeps writes to the poller's wake-up fd, and the
+        inline batch then polls to consume it: two system calls per crossing for a wake-up
+        nobody needs. Leaving the sleeping state first makes the producer's notify a plain
+        load.
+        """
+        if self._parked and not self._claimed and not self._inline and in_trio_run_of(
+            self._trio_runner
+        ):
+            self._claimed = True
+            self._end_sleep()
+
     def _drive_inline(self) -> None:
         """Run the ready callbacks now, in the calling Trio task, if the driver is parked.
 
@@ -178,10 +195,13 @@ class DriverMixin(LoopMixin):
         is spent or it was stopped); the parked driver is then woken only if it has work
         or an earlier deadline than the one it sleeps until.
         """
-        if not self._parked or self._inline or not in_trio_run_of(self._trio_runner):
+        if self._claimed:
+            self._claimed = False  # _claim_driver() left the sleeping state already
+        elif not self._parked or self._inline or not in_trio_run_of(self._trio_runner):
             return
+        else:
+            self._end_sleep()
         self._inline = True
-        self._end_sleep()
         try:
             if self._run_batch(True) == RUN_STOP:
                 self._stopped_inline = True

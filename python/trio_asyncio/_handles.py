@@ -91,7 +91,9 @@ class TrioTaskHandle:
         self._loop = loop
         self._future = future
         self._context = context
-        self._scope = trio.CancelScope()
+        # The cancel scope the job runs in: its worker's (see _trio_pool), set when the
+        # job starts.
+        self._scope: trio.CancelScope | None = None
         self._cancelled = False
         self._started = False
         self._finished = False
@@ -109,10 +111,16 @@ class TrioTaskHandle:
             return
         self._cancelled = True
         if self._started:
-            # Entered in the loop's Trio run: only that run may cancel it.
-            self._loop._cancel_trio_scope(self._scope)
-        else:
-            self._scope.cancel()
+            # Running in the loop's Trio run: only that run may cancel it.
+            self._loop._cancel_trio_job(self)
+        # else _run sees _cancelled and does not start the job.
+
+    def _cancel_running(self) -> None:
+        # Inside the loop's Trio run. The scope is the worker's, shared with the jobs it
+        # runs after this one: cancel it only while this job runs.
+        scope = self._scope
+        if not self._finished and scope is not None:
+            scope.cancel()
 
     def cancelled(self) -> bool:
         return self._cancelled
@@ -126,18 +134,18 @@ class TrioTaskHandle:
                 fut._cancel_now(self._cancel_message)
             return
         try:
-            with self._scope:
-                try:
-                    result = await self._proc(*self._args)
-                finally:
-                    self._finished = True
+            # A cancellation of the job (its scope is the worker's, see _trio_pool) comes
+            # out as Cancelled: the future is cancelled below and the worker's scope
+            # catches it.
+            try:
+                result = await self._proc(*self._args)
+            finally:
+                self._finished = True
             if fut is not None and not fut.done():
-                if self._scope.cancelled_caught:
-                    fut._cancel_now(self._cancel_message)
-                else:
-                    fut.set_result(result)
-                    # Run the awaiting asyncio task now rather than waking the loop.
-                    self._loop._drive_inline()
+                # The worker runs the awaiting task right after (_trio_pool: _next ->
+                # _drive_inline), so the wake-up this queues need not wake the driver.
+                self._loop._claim_driver()
+                fut.set_result(result)
         except BaseException as exc:
             if fut is None:
                 errors, base = split_exception(exc, Exception)

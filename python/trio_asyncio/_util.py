@@ -50,6 +50,11 @@ async def run_aio_future(future: asyncio.Future[T]) -> T:
         drive_inline = getattr(future.get_loop(), "_drive_inline", None)
         if drive_inline is not None:
             drive_inline()
+    return await wait_aio_future(future)
+
+
+async def wait_aio_future(future: asyncio.Future[T]) -> T:
+    """:func:`run_aio_future` once the loop's ready work was run (or left to its driver)."""
     if future.done():
         # Finished without waiting: no trip through Trio's scheduler, except now and then
         # so that a loop of such calls cannot starve other Trio tasks.
