@@ -2,8 +2,8 @@
 
 Layout (git-ignored): ``<repo>/.bench-venvs/``
 
-- ``peers/``            stock asyncio, uvloop, greenlet (fiber reference), matplotlib (plot),
-                        py-spy (profile).  Stock asyncio runs here too, so the reference and uvloop
+- ``peers/``            stock asyncio, uvloop, rloop (an asyncio loop in Rust on pyo3 and mio),
+                        greenlet (fiber reference), matplotlib (plot), py-spy (profile).  Stock asyncio runs here too, so the reference and uvloop
                         share one interpreter build.
 - ``trio-asyncio-016/`` ``trio-asyncio==0.16.0`` from PyPI.  It owns the import name
                         ``trio_asyncio`` there, which is why it needs a venv of its own.
@@ -27,7 +27,8 @@ VENV_ROOT = REPO / ".bench-venvs"
 
 # What each venv needs.  Pinned where the targets were measured with a given version.
 REQUIREMENTS: dict[str, list[str]] = {
-    "peers": ["uvloop", "greenlet", "matplotlib", "py-spy", "trio"],
+    # rloop: the 0.5 series (the release the issue-13 goals were set against).
+    "peers": ["uvloop", "rloop==0.5.*", "greenlet", "matplotlib", "py-spy", "trio"],
     "trio-asyncio-016": ["trio-asyncio==0.16.0"],
 }
 MARKER = ".bench-reqs.json"
@@ -74,6 +75,43 @@ def ours_python(explicit: str | None) -> Path | None:
         if c and Path(c).exists():
             return Path(c)
     return None
+
+
+def display_path(path: str | os.PathLike[str] | None) -> str | None:
+    """*path* as it may be written into results: relative to the repository when inside it,
+    otherwise only its last three parts (``.../.venv/bin/python``), never a machine path."""
+    if path is None:
+        return None
+    p = Path(os.path.abspath(path))
+    if p.is_relative_to(REPO):
+        return p.relative_to(REPO).as_posix()
+    parts = p.parts[1:]
+    return "/".join(("...", *parts[-3:])) if len(parts) > 3 else p.as_posix()
+
+
+def package_source(python: Path | str) -> dict[str, str]:
+    """Where *python* imports ``trio_asyncio`` from: the checkout's commit when it is a git
+    work tree (``{"commit": "abc1234", "branch": "main"}``), else nothing."""
+    code = "import importlib.util as u; s = u.find_spec('trio_asyncio'); print(s.origin if s else '')"
+    try:
+        origin = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                                timeout=60, check=True).stdout.strip()
+        if not origin:
+            return {}
+        where = str(Path(origin).parent)
+        git = ["git", "-C", where]
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        branch = subprocess.run([*git, "rev-parse", "--abbrev-ref", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out = {"commit": commit + ("+dirty" if dirty else "")}
+        if branch and branch != "HEAD":
+            out["branch"] = branch
+        return out
+    except Exception:  # noqa: BLE001 - not a checkout (a wheel install): nothing to say
+        return {}
 
 
 def package_versions(python: Path | str, names: list[str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ Modes:
 =============  ==================================================================================
 ``asyncio``    stock ``asyncio.new_event_loop()``
 ``uvloop``     ``uvloop.new_event_loop()``
+``rloop``      ``rloop.new_event_loop()`` (rloop 0.5: an asyncio loop in Rust, on pyo3 and mio)
 ``ta-sync``    ``import trio_asyncio`` then ``asyncio.new_event_loop()`` (the sync loop)
 ``ta-async``   ``trio_asyncio.run(trio_asyncio.aio_as_trio(coro_fn))`` (the ``open_loop`` loop)
 ``greenlet``   greenlet switch round trip (reference for the fiber row)
@@ -41,6 +42,7 @@ IMPLS: dict[str, Impl] = {
     for i in [
         Impl("asyncio", "peers", "asyncio", "asyncio"),
         Impl("uvloop", "peers", "uvloop", "uvloop"),
+        Impl("rloop", "peers", "rloop", "rloop"),
         Impl("trio-asyncio-0.16-sync", "trio-asyncio-016", "ta-sync", "t-a 0.16 sync"),
         Impl("trio-asyncio-0.16-async", "trio-asyncio-016", "ta-async", "t-a 0.16 async"),
         Impl("ours-sync", "ours", "ta-sync", "ours sync"),
@@ -59,7 +61,7 @@ ALIASES: dict[str, list[str]] = {
     "ours": ["ours-sync", "ours-async", "ours-fiber"],
     "trio-asyncio-0.16": ["trio-asyncio-0.16-sync", "trio-asyncio-0.16-async"],
     "t016": ["trio-asyncio-0.16-sync", "trio-asyncio-0.16-async"],
-    "peers": ["asyncio", "uvloop", "trio-asyncio-0.16-sync", "trio-asyncio-0.16-async", "greenlet"],
+    "peers": ["asyncio", "uvloop", "rloop", "trio-asyncio-0.16-sync", "trio-asyncio-0.16-async", "greenlet"],
     "base": ["base-sync", "base-async"],
     "all": [n for n in IMPLS if not n.startswith("base-")],
 }
@@ -139,6 +141,23 @@ class UvloopRuntime(Runtime):
 
     def info(self) -> dict[str, Any]:
         return {"uvloop": self._uvloop.__version__}
+
+
+class RloopRuntime(Runtime):
+    """rloop's own loop class, made by its factory; its policy is never installed."""
+
+    mode = "rloop"
+
+    def __init__(self) -> None:
+        import rloop
+
+        self._rloop = rloop
+
+    def new_loop(self) -> Any:
+        return self._rloop.new_event_loop()
+
+    def info(self) -> dict[str, Any]:
+        return {"rloop": self._rloop.__version__}
 
 
 def _trio_asyncio_info(mod: Any) -> dict[str, Any]:
@@ -243,6 +262,8 @@ def runtime(mode: str) -> Runtime:
         return AsyncioRuntime()
     if mode == "uvloop":
         return UvloopRuntime()
+    if mode == "rloop":
+        return RloopRuntime()
     if mode == "ta-sync":
         return TrioAsyncioSyncRuntime()
     if mode == "ta-async":
