@@ -161,7 +161,9 @@ class RloopRuntime(Runtime):
 
 
 def _trio_asyncio_info(mod: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"trio_asyncio_file": getattr(mod, "__file__", None)}
+    from envs import display_path  # relative to the repository: no machine path in results
+
+    out: dict[str, Any] = {"trio_asyncio_file": display_path(getattr(mod, "__file__", None))}
     out["trio_asyncio_version"] = getattr(mod, "__version__", None)
     try:
         import trio

@@ -18,17 +18,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {
     "uvloop": "#4c72b0",
+    "rloop": "#8172b3",
     "trio-asyncio-0.16-sync": "#dd8452",
     "trio-asyncio-0.16-async": "#c44e52",
     "ours-sync": "#55a868",
     "ours-async": "#2e7d32",
     "asyncio": "#777777",
+    "base-sync": "#55a868",
+    "base-async": "#2e7d32",
 }
 
 
+def _pairs(data: dict) -> dict:
+    """ours-X -> base-X when both are in the run (the base build is drawn on ours' bar)."""
+    names = set(data["impls"])
+    return {n: "base-" + n[5:] for n in names
+            if n.startswith("ours-") and "base-" + n[5:] in names}
+
+
 def ratios_png(data: dict, out: Path) -> Path:
+    pairs = _pairs(data)
     impls = [n for n in data["impls"]
-             if data["meta"]["impls"][n]["mode"] not in ("greenlet", "fiber") and n != "asyncio"]
+             if data["meta"]["impls"][n]["mode"] not in ("greenlet", "fiber") and n != "asyncio"
+             and n not in pairs.values()]
     rows = [(w, d) for w, d in data["workloads"].items() if w != "fiber_switch"]
     fig, ax = plt.subplots(figsize=(max(10, 0.9 * len(rows) + 3), 5.5))
     width = 0.8 / max(1, len(impls))
@@ -41,6 +53,16 @@ def ratios_png(data: dict, out: Path) -> Path:
                 ys.append(c["ratio"])
         ax.bar(xs, ys, width, label=data["meta"]["impls"][name]["label"],
                color=COLORS.get(name))
+        if name in pairs:
+            # The base build ("before") as an outline at its ratio, on the same slot as ours.
+            bx, by = [], []
+            for k, (w, d) in enumerate(rows):
+                c = d["sizes"].get(d["headline"], {}).get("impls", {}).get(pairs[name], {})
+                if c.get("status") == "ok" and "ratio" in c:
+                    bx.append(k - 0.4 + width * (i + 0.5))
+                    by.append(c["ratio"])
+            ax.bar(bx, by, width, fill=False, edgecolor="black", linewidth=0.9,
+                   linestyle=(0, (2, 1)))
         for k, (w, d) in enumerate(rows):
             c = d["sizes"].get(d["headline"], {}).get("impls", {}).get(name, {})
             if c.get("status") not in (None, "ok", "skip"):
@@ -66,6 +88,9 @@ def ratios_png(data: dict, out: Path) -> Path:
     from matplotlib.patches import Patch
 
     handles = [Patch(color=COLORS.get(n), label=data["meta"]["impls"][n]["label"]) for n in impls]
+    if pairs:
+        handles.append(Patch(fill=False, edgecolor="black", linestyle=(0, (2, 1)),
+                             label="before (base build), on ours' bar"))
     handles += [Line2D([], [], color="black", linestyle="dashed", label="our target"),
                 Line2D([], [], color="#777777", label="stock asyncio (1.0)")]
     ax.legend(handles=handles, fontsize=8, ncol=8, loc="upper center",
@@ -98,7 +123,8 @@ def complexity_png(data: dict, out: Path) -> Path | None:
                     ys.append(c["median"] * 1e6)
             if ys:
                 ax.plot(xs, ys, marker="o", label=data["meta"]["impls"][name]["label"],
-                        color=COLORS.get(name))
+                        color=COLORS.get(name),
+                        linestyle="--" if name.startswith("base-") else "-")
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels)
         ax.set_yscale("log")

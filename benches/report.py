@@ -13,6 +13,8 @@ README_BEGIN = "<!-- BEGIN RESULTS (written by benches/run.py) -->"
 README_END = "<!-- END RESULTS -->"
 NOTES_FILE = HERE / "row_notes.json"
 OURS_PREFIX = "ours-"
+REFERENCE = "asyncio"  # the implementation every ratio is taken against (impls.REFERENCE)
+BASE_PREFIX = "base-"  # another build of ours (--base-python): the "before" of before/after
 FIBER = "fiber_switch"
 FIBER_TARGET_S = 250e-9
 FLAT_LIMIT = 1.5  # largest/smallest per-op cost still called "flat"
@@ -71,6 +73,27 @@ def _kind(cell: dict[str, Any]) -> str:
 
 def _loop_impls(data: dict[str, Any]) -> list[str]:
     return [n for n in data["impls"] if data["meta"]["impls"][n]["mode"] not in ("greenlet", "fiber")]
+
+
+def _pairs(data: dict[str, Any]) -> dict[str, str]:
+    """ours-X -> base-X for each of our loops whose base build is in the run too."""
+    names = set(data["impls"])
+    return {n: BASE_PREFIX + n[len(OURS_PREFIX):] for n in names
+            if n.startswith(OURS_PREFIX) and BASE_PREFIX + n[len(OURS_PREFIX):] in names}
+
+
+def before_after_text(base: dict[str, Any], ours: dict[str, Any]) -> str:
+    """One Markdown cell ``0.60x -> **0.45x** (1.20 us)``: the base build's ratio, then ours."""
+    after = cell_text(ours, md=True)
+    if ours.get("status") == "skip" and base.get("status") == "skip":
+        return after
+    if base.get("status") == "ok" and "ratio" in base:
+        before = fmt_ratio(base["ratio"])
+    elif base.get("status") == "skip":
+        before = "—"
+    else:
+        before = f"n/a ({_kind(base)})"
+    return f"{before} -> {after}"
 
 
 def _fiber_impls(data: dict[str, Any]) -> list[str]:
@@ -193,6 +216,12 @@ def terminal(data: dict[str, Any]) -> str:
             parts.append(f"{_label(data, n)}: {'/'.join(vals)}")
         lines.append("")
         lines.append(f"timers fired out of order ({'/'.join(w['sizes'])}): " + "; ".join(parts))
+    sc = data.get("syscalls") or {}
+    if sc.get("impls"):
+        lines.append("")
+        lines.append("system calls per TCP echo round trip: " + "; ".join(
+            f"{_label(data, n)} {c['per_round_trip']:.2f}" if c.get("status") == "ok"
+            else f"{_label(data, n)} n/a" for n, c in sc["impls"].items()))
     reasons = _na_reasons(data)
     if reasons:
         lines.append("")
@@ -237,15 +266,33 @@ def _na_reasons(data: dict[str, Any]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
+def _env_versions(data: dict[str, Any], name: str) -> dict[str, str]:
+    """The package versions recorded for *name*'s interpreter (by environment; results written
+    before that was keyed by interpreter path)."""
+    m = data["meta"]
+    imp = m["impls"].get(name, {})
+    return m["versions"].get(imp.get("env") or "", m["versions"].get(imp.get("python") or "", {}))
+
+
+def _build(v: dict[str, str]) -> str:
+    """``0.1.0 (main @ 7c3e157)``: a build of our package, with its checkout when known."""
+    out = v.get("trio-asyncio-rs", "not installed")
+    if v.get("commit"):
+        out += f" ({v['branch'] + ' @ ' if v.get('branch') else ''}{v['commit']})"
+    return out
+
+
 def _versions_line(data: dict[str, Any]) -> str:
     m = data["meta"]
     parts: dict[str, str] = {}
     for name, imp in m["impls"].items():
-        v = m["versions"].get(imp["python"] or "", {})
+        v = _env_versions(data, name)
         if "python" in v:
             parts["CPython"] = v["python"]
         if imp["mode"] == "uvloop" and "uvloop" in v:
             parts["uvloop"] = v["uvloop"]
+        if imp["mode"] == "rloop" and "rloop" in v:
+            parts["rloop"] = v["rloop"]
         if name.startswith("trio-asyncio-0.16"):
             if "trio-asyncio" in v:
                 parts["trio-asyncio"] = v["trio-asyncio"]
@@ -254,9 +301,13 @@ def _versions_line(data: dict[str, Any]) -> str:
         if imp["mode"] == "greenlet" and "greenlet" in v:
             parts["greenlet"] = v["greenlet"]
         if name.startswith("ours"):
-            parts["ours (trio-asyncio-rs)"] = v.get("trio-asyncio-rs", "not installed")
+            parts["ours (trio-asyncio-rs)"] = _build(v)
             if "trio" in v:
                 parts["trio (ours venv)"] = v["trio"]
+        if name.startswith(BASE_PREFIX):
+            parts["base, the build before (trio-asyncio-rs)"] = _build(v)
+            if "trio" in v:
+                parts["trio (base venv)"] = v["trio"]
     return ", ".join(f"{k} {v}" for k, v in parts.items())
 
 
@@ -278,10 +329,20 @@ def markdown(data: dict[str, Any]) -> str:
     L.append("")
     L.append("### Speed: median cost per operation, as a ratio to stock asyncio in the same run")
     L.append("")
+    pairs = _pairs(data)
+    folded = set(pairs.values())
+    table_impls = [n for n in loop_impls if n not in folded]
     L.append("Lower is better. Each cell: **ratio** (median cost per operation). `—`: the row does "
              "not apply to that loop. `n/a (reason)`: it could not be measured.")
+    if pairs:
+        L.append(f"Columns marked \"before -> after\": the base build "
+                 f"({_build(_env_versions(data, next(iter(folded))))}) -> ours "
+                 f"({_build(_env_versions(data, next(iter(pairs))))}), both measured in this run, "
+                 "interleaved; the verdict judges ours only.")
     L.append("")
-    hdr = ["workload", "per"] + [_label(data, n) for n in loop_impls] + ["our target", "verdict"]
+    hdr = (["workload", "per"]
+           + [_label(data, n) + (" (before -> after)" if n in pairs else "") for n in table_impls]
+           + ["our target", "verdict"])
     L.append("| " + " | ".join(hdr) + " |")
     L.append("|" + "---|" * len(hdr))
     for wname, w in data["workloads"].items():
@@ -293,8 +354,12 @@ def markdown(data: dict[str, Any]) -> str:
         if len(w["sizes"]) > 1:
             title += f" [{w['headline']}]"
         row = [title, w["unit"]]
-        for n in loop_impls:
-            row.append(cell_text(cells.get(n, {"status": "skip"}), md=True))
+        for n in table_impls:
+            c = cells.get(n, {"status": "skip"})
+            if n in pairs:
+                row.append(before_after_text(cells.get(pairs[n], {"status": "skip"}), c))
+            else:
+                row.append(cell_text(c, md=True))
         row += [w.get("target", ""), verdict(wname, w, data)]
         L.append("| " + " | ".join(row) + " |")
     L.append("")
@@ -365,6 +430,7 @@ def markdown(data: dict[str, Any]) -> str:
                     vals.append("—" if c.get("status") == "skip" else "n/a")
             L.append(f"| {_label(data, n)} | " + " | ".join(vals) + " |")
         L.append("")
+    L += syscalls_markdown(data)
     reasons = _na_reasons(data)
     if reasons:
         L.append("### Not measured")
@@ -382,6 +448,36 @@ def markdown(data: dict[str, Any]) -> str:
         L.append(prof["summary"])
         L.append("")
     return "\n".join(L) + "\n"
+
+
+def syscalls_markdown(data: dict[str, Any]) -> list[str]:
+    """The "system calls per TCP echo round trip" table (``benches/syscalls.py`` via run.py)."""
+    sc = data.get("syscalls")
+    if not sc:
+        return []
+    L = ["### System calls per TCP echo round trip", ""]
+    L.append(f"`{sc['method']}` (`benches/syscalls.py`), on the workload of the TCP echo row "
+             "(Protocol, 1 KiB, 1 connection): a round trip is the client's write, the server's "
+             "read and write, and the client's read, all in one loop.")
+    L.append("")
+    if sc.get("unavailable"):
+        L += [f"Not measured: {sc['unavailable']}.", ""]
+        return L
+    ref = sc["impls"].get(REFERENCE, {})
+    ref_total = ref.get("per_round_trip") if ref.get("status") == "ok" else None
+    L.append("| implementation | system calls | vs asyncio | of which poll/epoll | by call |")
+    L.append("|---|---|---|---|---|")
+    for n, c in sc["impls"].items():
+        if c.get("status") != "ok":
+            L.append(f"| {_label(data, n)} | n/a ({_short(c.get('reason'), 60)}) | | | |")
+            continue
+        by = ", ".join(f"`{k}` {v:.2f}" for k, v in sorted(c["by_call"].items(), key=lambda kv: -kv[1])
+                       if v >= 0.05)
+        vs = f"{c['per_round_trip'] / ref_total:.2f}x" if ref_total else "-"
+        L.append(f"| {_label(data, n)} | **{c['per_round_trip']:.2f}** | {vs} | "
+                 f"{c['poll_family']:.2f} | {by} |")
+    L.append("")
+    return L
 
 
 def _size_n(w: dict[str, Any], label: str) -> int:

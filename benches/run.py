@@ -81,7 +81,9 @@ def machine_info() -> dict[str, Any]:
 def run_worker(python: str, mode: str, workload: str, param: Any, fixed_n: int | None,
                target_s: float, smoke: bool, timeout: float,
                prefix: list[str] | None = None) -> dict[str, Any]:
-    cmd = [*(prefix or []), python, str(HERE / "workloads.py"), "--mode", mode,
+    # Paths relative to the repository (the worker's cwd), so that a profile's recorded command
+    # line holds no machine path.
+    cmd = [*(prefix or []), _rel(python), "benches/workloads.py", "--mode", mode,
            "--workload", workload, "--target-seconds", str(target_s)]
     if param is not None:
         cmd += ["--param", json.dumps(param)]
@@ -116,6 +118,26 @@ def run_worker(python: str, mode: str, workload: str, param: Any, fixed_n: int |
     return {"status": "error", "origin": "harness",
             "reason": f"worker exited {proc.returncode} without a result",
             "stderr": proc.stderr[-2000:]}
+
+
+def _rel(path: str | Path) -> str:
+    """*path* relative to the repository when inside it (workers run there), else as given."""
+    p = Path(os.path.abspath(path))
+    return p.relative_to(HERE.parent).as_posix() if p.is_relative_to(HERE.parent) else str(path)
+
+
+def _scrub(path: Path, pythons: dict[str, str | None]) -> None:
+    """Replace machine paths in a written output file (a profile's recorded command line)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return
+    new = text
+    for py in sorted({p for p in pythons.values() if p}, key=len, reverse=True):
+        new = new.replace(os.path.abspath(py), envs.display_path(py) or "python")
+    new = new.replace(str(HERE.parent) + "/", "")
+    if new != text:
+        path.write_text(new)
 
 
 def _short(reason: str, limit: int = 90) -> str:
@@ -245,6 +267,9 @@ def profile(data: dict[str, Any], args: argparse.Namespace, pythons: dict[str, s
         log("[profile] no row to profile")
         return None
     wname, label, name = row
+    if not pythons.get(name):
+        log(f"[profile] no interpreter for {name}")
+        return None
     pyspy = envs.VENV_ROOT / "peers" / "bin" / "py-spy"
     if not pyspy.exists():
         log("[profile] py-spy not installed (peers venv missing)")
@@ -256,7 +281,7 @@ def profile(data: dict[str, Any], args: argparse.Namespace, pythons: dict[str, s
     svg = outdir / f"{stem}.svg"
     result: dict[str, Any] = {"workload": wname, "size": label, "impl": name}
     for fmt, path in (("raw", raw), ("flamegraph", svg)):
-        prefix = [str(pyspy), "record", "--rate", "500", "--format", fmt, "-o", str(path),
+        prefix = [_rel(pyspy), "record", "--rate", "500", "--format", fmt, "-o", _rel(path),
                   "--nonblocking"]
         # (no --native: py-spy's native unwinding fails on our fibers' stacks)
         prefix.append("--")
@@ -264,6 +289,8 @@ def profile(data: dict[str, Any], args: argparse.Namespace, pythons: dict[str, s
         res = run_worker(pythons[name], impls.IMPLS[name].mode, wname, param, fixed_n, 3.0,
                          False, args.timeout * 2, prefix=prefix)
         result[f"{fmt}_status"] = res.get("status")
+        if path.exists():
+            _scrub(path, pythons)
     if raw.exists():
         result["summary"] = report.summarize_collapsed(raw.read_text())
         result["raw"] = raw.name
@@ -299,6 +326,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="py-spy profile of the worst row (default on in a full run)")
     p.add_argument("--readme", action=argparse.BooleanOptionalAction, default=None,
                    help="rewrite the results section of benches/README.md")
+    p.add_argument("--syscalls", action=argparse.BooleanOptionalAction, default=None,
+                   help="count system calls per TCP echo round trip under strace "
+                        "(benches/syscalls.py; default on in a full run)")
     p.add_argument("--rerender", action="store_true",
                    help="measure nothing: re-render the outputs from <out>/results.json "
                         "(with --profile, profile its worst row again)")
@@ -321,6 +351,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         a.plot = not a.smoke
     if a.profile is None:
         a.profile = full and not a.quick
+    if a.syscalls is None:
+        a.syscalls = full and not a.quick and not a.rerender
     if a.rerender:
         a.profile = bool(a.profile)
         if a.readme is None:
@@ -366,16 +398,31 @@ def resolve_pythons(a: argparse.Namespace) -> tuple[dict[str, str | None], dict[
     return pythons, missing
 
 
+def _command_arg(arg: str) -> str:
+    """An argument of the command line as recorded: an absolute path shortened."""
+    opt, eq, val = arg.partition("=")
+    if eq and val.startswith("/"):
+        return f"{opt}={envs.display_path(val)}"
+    return envs.display_path(arg) or arg if arg.startswith("/") else arg
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     started = time.monotonic()
     outdir = Path(a.out)
     outdir.mkdir(parents=True, exist_ok=True)
     pythons, missing = resolve_pythons(a)
+    # Keyed by environment, never by interpreter path: results hold no machine paths.
     versions: dict[str, Any] = {}
-    for py in sorted({p for p in pythons.values() if p}):
-        versions[py] = envs.package_versions(
-            py, ["trio", "trio-asyncio", "trio-asyncio-rs", "uvloop", "greenlet", "outcome"])
+    for name in a.impls:
+        env = "python" if a.python and impls.IMPLS[name].env != "base" else impls.IMPLS[name].env
+        py = pythons.get(name)
+        if py and env not in versions:
+            versions[env] = envs.package_versions(
+                py, ["trio", "trio-asyncio", "trio-asyncio-rs", "uvloop", "rloop", "greenlet",
+                     "outcome"])
+            if env in ("ours", "base", "python"):
+                versions[env].update(envs.package_source(py))
     log(f"[run] impls: {', '.join(a.impls)}")
     log(f"[run] workloads: {', '.join(a.workloads)}; rounds {a.rounds}; "
         f"sample {a.target_seconds} s{'; smoke' if a.smoke else ''}")
@@ -387,8 +434,12 @@ def main(argv: list[str] | None = None) -> int:
             "target_seconds": a.target_seconds,
             "smoke": a.smoke,
             "quick": a.quick,
-            "command": "python benches/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "impls": {n: {"python": pythons.get(n), "mode": impls.IMPLS[n].mode,
+            "command": "python benches/run.py " + " ".join(
+                _command_arg(x) for x in (sys.argv[1:] if argv is None else argv)),
+            "impls": {n: {"python": envs.display_path(pythons.get(n)),
+                          "env": ("python" if a.python and impls.IMPLS[n].env != "base"
+                                  else impls.IMPLS[n].env),
+                          "mode": impls.IMPLS[n].mode,
                           "label": impls.IMPLS[n].label} for n in a.impls},
             "versions": versions,
             "max_sample_s": MAX_SAMPLE_S,
@@ -402,10 +453,23 @@ def main(argv: list[str] | None = None) -> int:
             data["profile"] = old.get("profile")
         old_runtime = old["meta"].get("runtime_s")
         data = {**old, "profile": data.get("profile")}
-        pythons = {n: c.get("python") for n, c in data["meta"]["impls"].items()}
+        # Recorded relative to the repository (older results: absolute).
+        pythons = {n: (str(HERE.parent / c["python"]) if c.get("python")
+                       and not c["python"].startswith("...") else None)
+                   for n, c in data["meta"]["impls"].items()}
     else:
         old_runtime = None
         data["workloads"] = run_all(a, pythons, missing)
+    if a.syscalls:
+        import syscalls
+
+        loops = {n: pythons.get(n) for n in a.impls
+                 if impls.IMPLS[n].mode not in ("greenlet", "fiber")}
+        log(f"[syscalls] strace -c -f, TCP echo, {syscalls.ECHO_N} round trips per count")
+        try:
+            data["syscalls"] = syscalls.echo_table(loops, log=log)
+        except Exception as e:  # noqa: BLE001 - a failed count must not lose the results
+            log(f"[syscalls] failed: {e!r}")
     if a.profile:
         try:
             data["profile"] = profile(data, a, pythons, outdir)
