@@ -82,6 +82,8 @@ def display_path(path: str | os.PathLike[str] | None) -> str | None:
     otherwise only its last three parts (``.../.venv/bin/python``), never a machine path."""
     if path is None:
         return None
+    if os.sep not in str(path):
+        return str(path)  # a command name looked up on PATH
     p = Path(os.path.abspath(path))
     if p.is_relative_to(REPO):
         return p.relative_to(REPO).as_posix()

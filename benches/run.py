@@ -121,9 +121,12 @@ def run_worker(python: str, mode: str, workload: str, param: Any, fixed_n: int |
 
 
 def _rel(path: str | Path) -> str:
-    """*path* relative to the repository when inside it (workers run there), else as given."""
+    """*path* relative to the repository when inside it (workers run there), else absolute; a
+    bare command name (looked up on PATH) as given."""
+    if os.sep not in str(path):
+        return str(path)
     p = Path(os.path.abspath(path))
-    return p.relative_to(HERE.parent).as_posix() if p.is_relative_to(HERE.parent) else str(path)
+    return p.relative_to(HERE.parent).as_posix() if p.is_relative_to(HERE.parent) else str(p)
 
 
 def _scrub(path: Path, pythons: dict[str, str | None]) -> None:
