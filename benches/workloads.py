@@ -639,14 +639,14 @@ WORKLOADS: dict[str, Workload] = {
         ),
         Workload(
             "call_later0", call_later0_chain, "`call_later(0)` chain", "call",
-            warm_n=5000, min_n=10_000, target="<= 0.19x", target_ratio=0.19,
+            warm_n=5000, min_n=10_000, target="<= 0.05x", target_ratio=0.05,
         ),
         Workload(
             "timers", timers, "100k timers, random deadlines, firing phase", "timer",
             sizes=(("10k", None, 10_000), ("100k", None, 100_000), ("1M", None, 1_000_000)),
             headline="100k",
             smoke_sizes=(("10k", None, 30), ("100k", None, 300), ("1M", None, 3000)),
-            warm_n=10_000, target="<= 0.17x, zero out-of-order", target_ratio=0.17,
+            warm_n=10_000, target="<= 0.25x, zero out-of-order", target_ratio=0.25,
             zero_extra="out_of_order",
         ),
         Workload(
@@ -659,7 +659,7 @@ WORKLOADS: dict[str, Workload] = {
         ),
         Workload(
             "queue_pingpong", queue_pingpong, "Queue ping-pong between two tasks", "round trip",
-            warm_n=2000, target="<= 0.54x", target_ratio=0.54,
+            warm_n=2000, target="<= 0.40x", target_ratio=0.40,
         ),
         Workload(
             "create_task", create_task_noop, "`await create_task(noop())`", "task",
@@ -668,12 +668,12 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "run_until_complete", run_until_complete_noop,
             "`run_until_complete(noop())` on one loop", "call", modes=SYNC_MODES,
-            warm_n=500, min_n=500, target="<= 0.85x", target_ratio=0.85,
+            warm_n=500, min_n=500, target="<= 0.5x", target_ratio=0.5,
             skip_reason="sync loops only",
         ),
         Workload(
             "run_forever_stop", run_forever_stop, "`run_forever()` + `call_soon(loop.stop)`",
-            "cycle", modes=SYNC_MODES, warm_n=500, min_n=500, target="<= 1.0x", target_ratio=1.0,
+            "cycle", modes=SYNC_MODES, warm_n=500, min_n=500, target="<= 0.5x", target_ratio=0.5,
             skip_reason="sync loops only",
         ),
         Workload(
@@ -692,8 +692,8 @@ WORKLOADS: dict[str, Workload] = {
         ),
         Workload(
             "new_loop_close", new_loop_close, "`new_event_loop()` + `close()`", "pair",
-            modes=SYNC_MODES, warm_n=100, min_n=200, smoke_n=10, target="<= 1.5x",
-            target_ratio=1.5, skip_reason="sync loops only",
+            modes=SYNC_MODES, warm_n=100, min_n=200, smoke_n=10, target="<= 0.5x",
+            target_ratio=0.5, skip_reason="sync loops only",
         ),
         Workload(
             "aio_as_trio", aio_as_trio_noop,
