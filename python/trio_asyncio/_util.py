@@ -34,6 +34,17 @@ _fast_streak = 0
 _FAST_STREAK_LIMIT = 16
 
 
+def fast_streak_ended() -> bool:
+    """Count one more crossing that finished without a schedule point; True (and a new
+    count) every ``_FAST_STREAK_LIMIT``-th time, when the caller must yield to Trio."""
+    global _fast_streak
+    _fast_streak += 1
+    if _fast_streak >= _FAST_STREAK_LIMIT:
+        _fast_streak = 0
+        return True
+    return False
+
+
 async def run_aio_future(future: asyncio.Future[T]) -> T:
     """Wait for an asyncio future to finish; return its result or raise its exception.
 
@@ -59,10 +70,7 @@ async def wait_aio_future(future: asyncio.Future[T]) -> T:
         # Finished without waiting: no trip through Trio's scheduler, except now and then
         # so that a loop of such calls cannot starve other Trio tasks.
         await trio.lowlevel.checkpoint_if_cancelled()
-        global _fast_streak
-        _fast_streak += 1
-        if _fast_streak >= _FAST_STREAK_LIMIT:
-            _fast_streak = 0
+        if fast_streak_ended():
             await trio.lowlevel.cancel_shielded_checkpoint()
         return future.result()
 
