@@ -501,6 +501,68 @@ def test_buffered_protocol_reads_into_its_buffer(run: AioRunner) -> None:
     run(body)
 
 
+def test_a_full_read_leaves_no_data_behind(run: AioRunner) -> None:
+    # Our transports register edge-triggered: a read that fills the buffer must have the
+    # socket reported again, since no new data (no new edge) may ever come.
+    class Small(asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            self.buf = bytearray(16)
+            self.got = bytearray()
+            self.full = asyncio.get_running_loop().create_future()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def get_buffer(self, sizehint: int) -> bytearray:
+            return self.buf
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.got += self.buf[:nbytes]
+            if len(self.got) >= 64 and not self.full.done():
+                self.full.set_result(None)
+
+    async def body() -> None:
+        tr, proto, sproto, server = await connected_pair(Small)
+        tr.write(bytes(range(64)))  # one segment, then silence: the connection stays open
+        await asyncio.wait_for(sproto.full, 10)
+        assert bytes(sproto.got) == bytes(range(64))
+        tr.close()
+        await proto.lost
+        sproto.transport.close()
+        server.close()
+        await server.wait_closed()
+
+    run(body)
+
+
+def test_echo_round_trips_cost_no_rearm(run: AioRunner) -> None:
+    # Edge-triggered registration: a round trip on our transports re-arms nothing (the
+    # level-triggered emulation re-armed each delivered event: an epoll_ctl per event).
+    if not run.ours:
+        pytest.skip("loop statistics are our loops' own")
+
+    class Echo(Recorder):
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    async def body() -> None:
+        loop: Any = asyncio.get_running_loop()
+        tr, proto, sproto, server = await connected_pair(Echo)
+        assert native(tr) and native(sproto.transport)
+        await asyncio.sleep(0.01)
+        before = loop.statistics().rearms
+        for i in range(1, 201):
+            tr.write(b"x" * 1024)
+            await proto.wait_bytes(1024 * i)
+        assert loop.statistics().rearms - before < 10
+        tr.close()
+        await proto.lost
+        server.close()
+        await server.wait_closed()
+
+    run(body)
+
+
 def test_get_buffer_errors_are_fatal(run: AioRunner) -> None:
     class Empty(asyncio.BufferedProtocol):
         def __init__(self) -> None:

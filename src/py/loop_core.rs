@@ -20,7 +20,7 @@ use super::args::{check_callback, fd_of, reject_keywords};
 use super::asyncio_refs;
 use super::handle::{cancel_handle, run_handle, Handle, HandleData, LoopRef, PyCore};
 use super::statistics::CoreStatistics;
-use crate::scheduler::reactor::Direction;
+use crate::scheduler::reactor::{Direction, Trigger};
 
 /// The scheduler core of an asyncio loop: ready FIFO, timers, reactor, driver.
 #[pyclass(
@@ -89,16 +89,45 @@ impl LoopCore {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<Py<Handle>> {
+        slf.get().core.check_open()?;
+        let fd = fd_of(fd)?;
+        LoopCore::register_fd(slf, fd, dir, callback, args, Trigger::Level)
+    }
+
+    fn register_fd(
+        slf: &Bound<'_, Self>,
+        fd: i32,
+        dir: Direction,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        trigger: Trigger,
+    ) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let core = &slf.get().core;
         core.check_open()?;
-        let fd = fd_of(fd)?;
         let data = HandleData::new(py, LoopCore::loop_ref(slf), callback, args, None)?;
         let h = Handle::create(py, data, None)?;
-        if let Some(prev) = core.register(py, fd, dir, h.clone_ref(py))? {
+        if let Some(prev) = core.register(py, fd, dir, h.clone_ref(py), trigger)? {
             cancel_handle(prev.bind(py))?;
         }
         Ok(h)
+    }
+
+    /// A native transport's registration of its own socket: edge-triggered, so a delivered
+    /// event costs no re-arm (design/transports.md, "Edge-triggered registration").
+    pub(crate) fn register_edge(
+        slf: &Bound<'_, Self>,
+        fd: i32,
+        dir: Direction,
+        callback: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let args = PyTuple::empty(slf.py());
+        LoopCore::register_fd(slf, fd, dir, callback, args, Trigger::Edge).map(drop)
+    }
+
+    /// Report `fd` again before the next wait if it is still ready (see `register_edge`).
+    pub(crate) fn rearm_later(&self, py: Python<'_>, fd: i32) {
+        self.core.rearm_later(py, fd);
     }
 
     fn unregister(&self, py: Python<'_>, fd: &Bound<'_, PyAny>, dir: Direction) -> PyResult<bool> {

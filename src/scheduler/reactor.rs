@@ -14,8 +14,8 @@
 //! before the next wait); a registration that the callback removed, replaced or changed was
 //! re-armed by that call already and is skipped. Cost: one `epoll_ctl` per delivered event
 //! (measured in `benches/README.md`, "Reactor on mio"). Registrations made
-//! [`Trigger::Edge`] (native transports that read until `EAGAIN`, issue 13) are never
-//! re-armed.
+//! [`Trigger::Edge`] (native transports) are re-armed only for a hang-up or error, or when
+//! their owner asks ([`Reactor::rearm_later`]).
 //!
 //! # Things that don't work (rejected alternatives)
 //!
@@ -69,9 +69,9 @@ pub(crate) enum Trigger {
     /// asyncio's `add_reader`/`add_writer`: reported on every iteration while ready
     /// (re-armed after each delivered event).
     Level,
-    /// Reported once per readiness edge; the owner reads/writes until `EAGAIN` (native
-    /// transports). Never re-armed.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Reported once per readiness edge (native transports): not re-armed after delivery.
+    /// The owner reads until a short read or `EAGAIN`, and asks for a re-arm
+    /// ([`Reactor::rearm_later`]) when it stops while the fd may still be ready.
     Edge,
 }
 
@@ -206,7 +206,8 @@ impl<T: Cancellable> Reactor<T> {
 
     /// Register `item` for `fd` in `dir`, level-triggered, replacing (and returning) the
     /// previous one. On error (bad fd) the registration is unchanged and `item` is handed
-    /// back.
+    /// back. (The scheduler core always names the trigger: [`Reactor::add_with`].)
+    #[cfg(test)]
     pub(crate) fn add(
         &mut self,
         fd: RawFd,
@@ -347,6 +348,10 @@ impl<T: Cancellable> Reactor<T> {
                 continue;
             };
             let (readable, writable) = readiness(ev);
+            // A hang-up or error is a state, not new data: an edge-triggered owner whose read
+            // returns the last bytes (a short read, "drained") would never hear of the EOF
+            // or error behind them. Such an event is re-armed like a level-triggered one.
+            let sticky = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
             let mut hit = false;
             for (dir, on) in [(Direction::Read, readable), (Direction::Write, writable)] {
                 if !on {
@@ -367,13 +372,27 @@ impl<T: Cancellable> Reactor<T> {
             }
             if hit {
                 let slot = &mut self.slots[fd as usize];
-                if slot.trigger == Trigger::Level && !slot.delivered {
+                if (slot.trigger == Trigger::Level || sticky) && !slot.delivered {
                     slot.delivered = true;
                     self.delivered.push(fd);
                 }
             }
         }
         woken
+    }
+
+    /// Have `fd` re-armed with the delivered level-triggered registrations (before the next
+    /// wait), so the kernel reports it again if it is still ready: what an edge-triggered
+    /// owner asks for when it stopped before draining the fd (a full read, a write that
+    /// left data buffered). Nothing for an fd without a registration.
+    pub(crate) fn rearm_later(&mut self, fd: RawFd) {
+        let Some(slot) = usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i)) else {
+            return;
+        };
+        if slot.interest().is_some() && !slot.delivered {
+            slot.delivered = true;
+            self.delivered.push(fd);
+        }
     }
 
     /// Re-arm every level-triggered registration whose event was delivered and that no
@@ -610,6 +629,59 @@ mod tests {
         let before = f.reactor.rearms();
         assert_eq!(f.poll().0, ["r", "w"]);
         assert_eq!(f.reactor.rearms(), before, "the add re-armed it already");
+    }
+
+    #[test]
+    fn edge_triggered_hangup_is_reported_until_handled_and_rearm_later_asks_again() {
+        let mut f = fixture();
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let fd = a.as_raw_fd();
+        f.reactor
+            .add_with(fd, Direction::Read, h("e"), Trigger::Edge)
+            .unwrap();
+        // Data and the EOF behind it arrive before the poll: one edge.
+        (&b).write_all(b"abc").unwrap();
+        drop(b);
+        assert_eq!(f.poll().0, ["e"]);
+        // The owner reads the data (a short read: it stops there, the EOF unread).
+        let mut buf = [0u8; 16];
+        assert_eq!((&a).read(&mut buf).unwrap(), 3);
+        assert_eq!(
+            f.poll().0,
+            ["e"],
+            "a hang-up is re-armed: the EOF is not lost"
+        );
+        assert_eq!((&a).read(&mut buf).unwrap(), 0);
+        assert_eq!(
+            f.poll().0,
+            ["e"],
+            "reported while registered, as level-triggered"
+        );
+        f.reactor.remove(fd, Direction::Read); // what a transport does at EOF
+        assert_eq!(f.poll().0, NONE);
+
+        // rearm_later: an owner that stopped before draining asks to be told again.
+        let (c, d) = UnixStream::pair().unwrap();
+        c.set_nonblocking(true).unwrap();
+        let fd = c.as_raw_fd();
+        f.reactor
+            .add_with(fd, Direction::Read, h("f"), Trigger::Edge)
+            .unwrap();
+        (&d).write_all(b"xy").unwrap();
+        assert_eq!(f.poll().0, ["f"]);
+        assert_eq!(
+            (&c).read(&mut buf[..1]).unwrap(),
+            1,
+            "a full read: more may wait"
+        );
+        assert_eq!(f.poll().0, NONE, "no new edge");
+        f.reactor.rearm_later(fd);
+        assert_eq!(f.poll().0, ["f"], "re-armed: still ready");
+        assert_eq!((&c).read(&mut buf).unwrap(), 1);
+        f.reactor.rearm_later(fd);
+        assert_eq!(f.poll().0, NONE, "re-armed, drained: nothing");
+        f.reactor.rearm_later(-1); // no registration: nothing
     }
 
     #[test]

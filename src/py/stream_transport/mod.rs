@@ -9,8 +9,10 @@
 //! - state lives in a [`GilCell`]; Python code (protocol callbacks, loop calls, dropping a
 //!   `Py`) runs only outside `with` closures, so a protocol may call back into the transport
 //!   from `data_received`, `pause_writing`, `connection_lost`;
-//! - the fd is registered with the loop's `_add_reader`/`_add_writer`, passing bound methods
-//!   of this object, so the loop's reactor and handles are used unchanged;
+//! - the fd is registered edge-triggered with the loop's reactor (`LoopCore::register_edge`;
+//!   `_add_reader`/`_add_writer` on another loop), passing bound methods of this object as
+//!   the handles' callbacks; a read or write that stops while the socket may still be ready
+//!   asks for a re-arm (design/transports.md, "Edge-triggered registration");
 //! - the core holds the Python transport (to pass it to the protocol and the exception
 //!   handler) until the connection is lost; the cycle is visible to the GC
 //!   (`__traverse__`), so an abandoned transport still gets its `ResourceWarning`.
@@ -193,7 +195,11 @@ impl StreamTransportCore {
             Some(r)
         });
         match sent {
-            None | Some(Ok(Outcome::WouldBlock)) => Ok(()),
+            None => Ok(()),
+            Some(Ok(Outcome::WouldBlock)) => {
+                me.rearm(py); // edge-triggered: ask again rather than trust the next edge
+                Ok(())
+            }
             Some(Err(e)) => {
                 me.remove_writer(py)?;
                 me.with(py, |s| s.buffer.clear());
@@ -216,6 +222,9 @@ impl StreamTransportCore {
                         clone_opt(py, &s.refs.empty_waiter),
                     )
                 });
+                if !empty {
+                    me.rearm(py); // a partial send: the socket may take more later
+                }
                 if empty {
                     me.remove_writer(py)?;
                     if let Some(w) = waiter {

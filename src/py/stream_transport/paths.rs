@@ -12,6 +12,8 @@ use super::{
 };
 use crate::py::asyncio_refs;
 use crate::py::errors::os_error;
+use crate::py::loop_core::LoopCore;
+use crate::scheduler::reactor::Direction;
 use crate::transport::sys::{self, Outcome};
 /// A contiguous byte view of a Python buffer, released on drop.
 pub(super) struct RawBuffer(pub(super) ffi::Py_buffer);
@@ -117,23 +119,46 @@ impl StreamTransportCore {
         self.loop_call(py, intern!(py, "_remove_writer"))
     }
 
-    pub(super) fn register(slf: &Bound<'_, Self>, method: &str, callback: &str) -> PyResult<()> {
+    /// Register the socket with the loop: edge-triggered on our loops (`LoopCore`, no
+    /// re-arm per event), through the loop's `method` on any other.
+    pub(super) fn register(
+        slf: &Bound<'_, Self>,
+        dir: Direction,
+        method: &str,
+        callback: &str,
+    ) -> PyResult<()> {
         let py = slf.py();
         if let Some(l) = slf.get().loop_obj(py) {
             let cb = slf.getattr(callback)?;
-            l.call_method1(method, (slf.get().fd, cb))?;
+            match l.cast::<LoopCore>() {
+                Ok(core) => LoopCore::register_edge(core, slf.get().fd, dir, cb)?,
+                Err(_) => {
+                    l.call_method1(method, (slf.get().fd, cb))?;
+                }
+            }
         }
         Ok(())
     }
 
+    /// After a read or write that stopped while the socket may still be ready (a full
+    /// read, data left buffered): have the loop report it again, as an edge-triggered
+    /// registration would not.
+    pub(super) fn rearm(&self, py: Python<'_>) {
+        if let Some(l) = self.loop_obj(py) {
+            if let Ok(core) = l.cast::<LoopCore>() {
+                core.get().rearm_later(py, self.fd);
+            }
+        }
+    }
+
     pub(super) fn add_writer(slf: &Bound<'_, Self>) -> PyResult<()> {
-        Self::register(slf, "_add_writer", "_write_ready")
+        Self::register(slf, Direction::Write, "_add_writer", "_write_ready")
     }
 
     /// Register for reading unless paused or closing (asyncio's `_SelectorTransport._add_reader`).
     pub(super) fn add_reader_if_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
         if slf.get().with(slf.py(), |s| s.is_reading()) {
-            Self::register(slf, "_add_reader", "_read_ready")?;
+            Self::register(slf, Direction::Read, "_add_reader", "_read_ready")?;
         }
         Ok(())
     }
@@ -304,6 +329,10 @@ impl StreamTransportCore {
         if data.as_bytes().is_empty() {
             return Self::on_eof(slf);
         }
+        if data.as_bytes().len() == MAX_READ {
+            // More may be waiting, and an edge-triggered registration reports only new data.
+            slf.get().rearm(py);
+        }
         if let Err(e) = protocol.call_method1(intern!(py, "data_received"), (data,)) {
             Self::fail(slf, e, "Fatal error: protocol.data_received() call failed.")?;
         }
@@ -329,12 +358,16 @@ impl StreamTransportCore {
             Ok(b) => b,
             Err(e) => return Self::fail(slf, e, "Fatal error: protocol.get_buffer() call failed."),
         };
+        let mut asked = 0;
         let outcome = match RawBuffer::get(&buf, true) {
-            // SAFETY: the view is writable, contiguous and `len` bytes long, and stays
-            // acquired (so the exporter cannot resize or free it) until `view` drops after
-            // the call; no Python code runs during `recv`.
-            Ok(view) => unsafe { sys::recv_raw(slf.get().fd, view.0.buf.cast(), view.len()) }
-                .map_err(os_error),
+            Ok(view) => {
+                asked = view.len();
+                // SAFETY: the view is writable, contiguous and `len` bytes long, and stays
+                // acquired (so the exporter cannot resize or free it) until `view` drops
+                // after the call; no Python code runs during `recv`.
+                unsafe { sys::recv_raw(slf.get().fd, view.0.buf.cast(), view.len()) }
+                    .map_err(os_error)
+            }
             Err(e) => Err(e),
         };
         let n = match outcome {
@@ -344,6 +377,9 @@ impl StreamTransportCore {
         };
         if n == 0 {
             return Self::on_eof(slf);
+        }
+        if n == asked {
+            slf.get().rearm(py); // the buffer filled: more may be waiting (see above)
         }
         if let Err(e) = protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
             Self::fail(

@@ -5,22 +5,24 @@ use std::time::Duration;
 
 use super::super::binding::Binding;
 use super::super::error::SchedulerError;
-use super::super::reactor::Direction;
+use super::super::reactor::{Direction, Trigger};
 use super::{Core, CoreState};
 
 impl<B: Binding> Core<B> {
-    /// Register `item` for `fd` in `dir` (level-triggered), replacing and returning the
-    /// previous registration (the caller cancels it).
+    /// Register `item` for `fd` in `dir` with `trigger` (level-triggered for asyncio's
+    /// `add_reader`/`add_writer`, edge-triggered for native transports), replacing and
+    /// returning the previous registration (the caller cancels it).
     pub(crate) fn register(
         &self,
         t: B::Token<'_>,
         fd: i32,
         dir: Direction,
         item: B::Item,
+        trigger: Trigger,
     ) -> Result<Option<B::Item>, SchedulerError> {
         let res = self.state.with(t, |s| match s.reactor.as_mut() {
             Some(r) => r
-                .add(fd, dir, item)
+                .add_with(fd, dir, item, trigger)
                 .map_err(|(e, item)| (SchedulerError::Io(e), Some(item))),
             None => Err((SchedulerError::Closed, Some(item))),
         });
@@ -29,6 +31,16 @@ impl<B: Binding> Core<B> {
             drop(item);
             e
         })
+    }
+
+    /// Report `fd` again before the next wait if it is still ready (an edge-triggered
+    /// owner that stopped before draining it; see [`Trigger::Edge`]).
+    pub(crate) fn rearm_later(&self, t: B::Token<'_>, fd: i32) {
+        self.state.with(t, |s| {
+            if let Some(r) = s.reactor.as_mut() {
+                r.rearm_later(fd);
+            }
+        });
     }
 
     /// Remove the registration of `fd` in `dir` and return it (the caller cancels it).

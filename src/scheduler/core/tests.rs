@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::super::binding::{Binding, Callback};
 use super::super::cell::Lock;
 use super::super::error::SchedulerError;
-use super::super::reactor::Direction;
+use super::super::reactor::{Direction, Trigger};
 use super::super::timers::Cancellable;
 use super::{Core, IDLE, STOP, YIELD};
 
@@ -262,10 +262,12 @@ fn a_replaced_registration_is_handed_back() {
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     let fd = fds[0];
     assert!(c
-        .register(T, fd, Direction::Read, a.clone())
+        .register(T, fd, Direction::Read, a.clone(), Trigger::Level)
         .unwrap()
         .is_none());
-    let prev = c.register(T, fd, Direction::Read, b).unwrap();
+    let prev = c
+        .register(T, fd, Direction::Read, b, Trigger::Level)
+        .unwrap();
     assert_eq!(prev.map(|h| h.id), Some(0));
     let removed = c.unregister(T, fd, Direction::Read);
     assert_eq!(removed.map(|h| h.id), Some(1));
