@@ -128,36 +128,21 @@ class AsyncioRuntime(Runtime):
         return {"loop": type(asyncio.new_event_loop()).__name__, "python": sys.version.split()[0]}
 
 
-class UvloopRuntime(Runtime):
-    mode = "uvloop"
+class PeerLoopRuntime(Runtime):
+    """A peer loop made by its module's ``new_event_loop()`` (uvloop, rloop); the peer's
+    policy is never installed."""
 
-    def __init__(self) -> None:
-        import uvloop
+    def __init__(self, module: str) -> None:
+        import importlib
 
-        self._uvloop = uvloop
-
-    def new_loop(self) -> Any:
-        return self._uvloop.new_event_loop()
-
-    def info(self) -> dict[str, Any]:
-        return {"uvloop": self._uvloop.__version__}
-
-
-class RloopRuntime(Runtime):
-    """rloop's own loop class, made by its factory; its policy is never installed."""
-
-    mode = "rloop"
-
-    def __init__(self) -> None:
-        import rloop
-
-        self._rloop = rloop
+        self.mode = module
+        self._module = importlib.import_module(module)
 
     def new_loop(self) -> Any:
-        return self._rloop.new_event_loop()
+        return self._module.new_event_loop()
 
     def info(self) -> dict[str, Any]:
-        return {"rloop": self._rloop.__version__}
+        return {self.mode: self._module.__version__}
 
 
 def _trio_asyncio_info(mod: Any) -> dict[str, Any]:
@@ -262,10 +247,8 @@ class NoLoopRuntime(Runtime):
 def runtime(mode: str) -> Runtime:
     if mode == "asyncio":
         return AsyncioRuntime()
-    if mode == "uvloop":
-        return UvloopRuntime()
-    if mode == "rloop":
-        return RloopRuntime()
+    if mode in ("uvloop", "rloop"):
+        return PeerLoopRuntime(mode)
     if mode == "ta-sync":
         return TrioAsyncioSyncRuntime()
     if mode == "ta-async":

@@ -102,9 +102,9 @@ impl LoopCore {
         args: Bound<'_, PyTuple>,
         trigger: Trigger,
     ) -> PyResult<Py<Handle>> {
+        // The callers checked that the loop is open.
         let py = slf.py();
         let core = &slf.get().core;
-        core.check_open()?;
         let data = HandleData::new(py, LoopCore::loop_ref(slf), callback, args, None)?;
         let h = Handle::create(py, data, None)?;
         if let Some(prev) = core.register(py, fd, dir, h.clone_ref(py), trigger)? {
@@ -121,6 +121,7 @@ impl LoopCore {
         dir: Direction,
         callback: Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        slf.get().core.check_open()?;
         let args = PyTuple::empty(slf.py());
         LoopCore::register_fd(slf, fd, dir, callback, args, Trigger::Edge).map(drop)
     }

@@ -475,6 +475,18 @@ mod tests {
                 .dispatch(self.poller.events(), |x| got.push(x.0), &mut dead);
             (got, dead.iter().map(|d| d.0).collect(), woken)
         }
+
+        /// A non-blocking socket pair whose first end is registered edge-triggered for
+        /// reading as `name`: (registered end, peer, its fd).
+        fn edge_reader(&mut self, name: &'static str) -> (UnixStream, UnixStream, RawFd) {
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let fd = a.as_raw_fd();
+            self.reactor
+                .add_with(fd, Direction::Read, h(name), Trigger::Edge)
+                .unwrap();
+            (a, b, fd)
+        }
     }
 
     const NONE: [&str; 0] = [];
@@ -634,12 +646,7 @@ mod tests {
     #[test]
     fn edge_triggered_hangup_is_reported_until_handled_and_rearm_later_asks_again() {
         let mut f = fixture();
-        let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let fd = a.as_raw_fd();
-        f.reactor
-            .add_with(fd, Direction::Read, h("e"), Trigger::Edge)
-            .unwrap();
+        let (a, b, fd) = f.edge_reader("e");
         // Data and the EOF behind it arrive before the poll: one edge.
         (&b).write_all(b"abc").unwrap();
         drop(b);
@@ -662,12 +669,7 @@ mod tests {
         assert_eq!(f.poll().0, NONE);
 
         // rearm_later: an owner that stopped before draining asks to be told again.
-        let (c, d) = UnixStream::pair().unwrap();
-        c.set_nonblocking(true).unwrap();
-        let fd = c.as_raw_fd();
-        f.reactor
-            .add_with(fd, Direction::Read, h("f"), Trigger::Edge)
-            .unwrap();
+        let (c, d, fd) = f.edge_reader("f");
         (&d).write_all(b"xy").unwrap();
         assert_eq!(f.poll().0, ["f"]);
         assert_eq!(
@@ -687,12 +689,7 @@ mod tests {
     #[test]
     fn edge_triggered_registration_is_not_rearmed() {
         let mut f = fixture();
-        let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let fd = a.as_raw_fd();
-        f.reactor
-            .add_with(fd, Direction::Read, h("e"), Trigger::Edge)
-            .unwrap();
+        let (a, b, fd) = f.edge_reader("e");
         (&b).write_all(b"abc").unwrap();
         assert_eq!(f.poll().0, ["e"]);
         assert_eq!(

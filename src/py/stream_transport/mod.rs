@@ -224,8 +224,7 @@ impl StreamTransportCore {
                 });
                 if !empty {
                     me.rearm(py); // a partial send: the socket may take more later
-                }
-                if empty {
+                } else {
                     me.remove_writer(py)?;
                     if let Some(w) = waiter {
                         w.bind(py)
