@@ -9,13 +9,17 @@ replaced (by the Rust core or by our Python code) and every other one is asyncio
 from __future__ import annotations
 
 import ast
+import asyncio
 import asyncio.base_events
 import asyncio.selector_events
 import asyncio.unix_events
+import dis
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trio
 
 import trio_asyncio
 from trio_asyncio import _engine
@@ -124,3 +128,76 @@ def test_trio_run_binding_has_one_home() -> None:
 
     assert _modules_where(reaches_run_context) == {"_trio_run"}
     assert _modules_where(binds) == {"_trio_run"}
+
+
+def _method_lookup_opname(obj: object, name: str) -> str:
+    """The instruction CPython's specializing interpreter settled on for ``obj.<name>()``."""
+
+    def probe() -> None:
+        getattr(obj, name)  # keeps the name defined for type checkers
+        obj.time()  # type: ignore[attr-defined]
+
+    for _ in range(500):
+        probe()
+    ops = [
+        i.opname for i in dis.get_instructions(probe, adaptive=True)  # type: ignore[call-arg]
+        if i.argval == "time"
+    ]
+    return ops[0]
+
+
+def _exercise_sync_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+
+    async def trio_side() -> None:
+        await trio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.sleep(0)
+        await trio_asyncio.trio_as_aio(trio_side)()  # starts the loop's Trio run (fiber)
+
+    loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+    loop.run_until_complete(main())
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.remove_signal_handler(signal.SIGUSR1)
+    return loop
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_method_lookups_on_a_used_loop_stay_specialized(kind: str) -> None:
+    # CPython stops specializing `loop.method(...)` on an instance whose __dict__ has 30
+    # keys (3.11, 3.12), or any key at all when the class's base has C-level data (3.13);
+    # every call_soon/call_at/create_future asyncio and user code make from Python then
+    # takes the generic lookup. A loop that has run callbacks, Trio code and signal
+    # handlers keeps all its state in slots (design/loops.md, "Instance state").
+    if kind == "sync":
+        loop = _exercise_sync_loop()
+        try:
+            opname = _method_lookup_opname(loop, "time")
+            keys = len(vars(loop))
+        finally:
+            loop.close()
+    else:
+
+        async def aio_side() -> None:
+            await asyncio.sleep(0)
+
+        async def main() -> tuple[str, int]:
+            async with trio_asyncio.open_loop() as loop:
+                await trio_asyncio.aio_as_trio(aio_side)()
+                loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+                loop.remove_signal_handler(signal.SIGUSR1)
+                return _method_lookup_opname(loop, "time"), len(vars(loop))
+
+        opname, keys = trio.run(main)
+    stock = asyncio.SelectorEventLoop()
+    try:
+        assert "WITH_VALUES" in _method_lookup_opname(stock, "time")
+        assert keys <= len(vars(stock))
+    finally:
+        stock.close()
+    # LOAD_METHOD_WITH_VALUES/_WITH_DICT (3.11), LOAD_ATTR_METHOD_WITH_VALUES (3.12),
+    # LOAD_ATTR_METHOD_LAZY_DICT (3.13: the loop's dict is never created); not the generic
+    # LOAD_METHOD/LOAD_ATTR, nor their _ADAPTIVE forms (3.11)
+    assert opname.startswith(("LOAD_METHOD_WITH_", "LOAD_ATTR_METHOD_")), opname

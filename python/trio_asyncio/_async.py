@@ -19,7 +19,11 @@ class TrioEventLoop(BaseTrioEventLoop):
     ends the ``open_loop`` block with that exception.
     """
 
-    _stop_waiter: trio.Event | None = None
+    __slots__ = ("_stop_waiter",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop_waiter: trio.Event | None = None
 
     def _attach(self, nursery: trio.Nursery) -> None:
         """Bind the loop to the current Trio run (called by ``open_loop``)."""

@@ -26,16 +26,16 @@ import trio
 
 from . import _fork
 from ._context import current_loop
-from ._driver import DriverMixin
+from ._driver import DRIVER_SLOTS, DriverMixin
 from ._engine import LoopCore
 from ._executor import TrioExecutor
 from ._handles import TrioTaskFuture, TrioTaskHandle
 from ._selector import ReactorSelector
-from ._signals import SignalsMixin
+from ._signals import SIGNAL_SLOTS, SignalsMixin
 from ._stream_transport import NativeStreamTransportMixin
-from ._subprocess import SubprocessMixin
+from ._subprocess import SUBPROCESS_SLOTS, SubprocessMixin
 from ._trio_pool import TrioTaskPool
-from ._trio_run import TrioRunBinding, in_trio_run_of
+from ._trio_run import TRIO_RUN_SLOTS, TrioRunBinding, in_trio_run_of
 from ._util import run_aio_future
 
 T = TypeVar("T")
@@ -44,6 +44,20 @@ Ts = TypeVarTuple("Ts")
 
 def _noop() -> None:
     pass
+
+
+def _asyncio_state_names() -> tuple[str, ...]:
+    """The instance attributes the running Python's ``BaseEventLoop.__init__`` sets, less
+    those the Rust core keeps (its properties: ``_closed``, ``_debug``, ...)."""
+    probe = base_events.BaseEventLoop.__new__(base_events.BaseEventLoop)
+    base_events.BaseEventLoop.__init__(probe)
+    probe._closed = True  # type: ignore[attr-defined]  # (no "unclosed loop" warning)
+    return tuple(name for name in vars(probe) if not hasattr(LoopCore, name))
+
+
+# What asyncio's _UnixSelectorEventLoop.__init__ would set; BaseTrioEventLoop.__init__ sets
+# them itself (SignalsMixin sets _signal_handlers).
+_UNIX_LOOP_STATE = ("_selector", "_transports", "_unix_server_sockets", "_ssock", "_csock")
 
 
 class BaseTrioEventLoop(  # type: ignore[misc]
@@ -65,7 +79,31 @@ class BaseTrioEventLoop(  # type: ignore[misc]
         is unbounded (see design/conformance.md).
     """
 
+    # Every attribute a loop sets on itself lives in a slot, so a loop's __dict__ stays
+    # empty until a user (or a test's mock) stores something there. `loop.call_soon(...)`
+    # and the other method lookups asyncio and its users make on the loop stay specialized
+    # by CPython's interpreter then: it gives up on an instance dict with 30 or more keys
+    # (3.11, 3.12), and on 3.13 on any non-empty instance dict of a class whose base has
+    # C-level data, as the Rust core does (design/loops.md, "Instance state").
+    __slots__ = (
+        *_asyncio_state_names(),
+        *_UNIX_LOOP_STATE,
+        "_signal_handlers",
+        *DRIVER_SLOTS,
+        *SIGNAL_SLOTS,
+        *SUBPROCESS_SLOTS,
+        *TRIO_RUN_SLOTS,
+        "_queue_len",
+        "_close_files",
+        "_pending_trio_tasks",
+        "_trio_pool",
+        "_stopped_event",
+        "_trio_inherited",
+    )
+
     def __init__(self, queue_len: int | None = None) -> None:
+        self._init_driver()
+        self._unbind_trio_run()
         # BaseEventLoop.__init__ only; BaseSelectorEventLoop.__init__ would create a
         # selector and a self-pipe, both of which the Rust core replaces.
         base_events.BaseEventLoop.__init__(self)

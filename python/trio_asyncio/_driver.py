@@ -51,16 +51,37 @@ def wait_seconds(deadline: float, now: float) -> float:
     return min(max(delay, 0.0), MAXIMUM_WAIT)
 
 
+# The instance attributes DriverMixin keeps, declared as slots by BaseTrioEventLoop (see
+# design/loops.md, "Instance state").
+DRIVER_SLOTS = (
+    "_parked",
+    "_parked_deadline",
+    "_inline",
+    "_claimed",
+    "_stopped_inline",
+    "_batch_sets_running_loop",
+)
+
+
 class DriverMixin(LoopMixin):
     """``_run_batch``, ``_drive`` and ``_drive_inline`` of every trio-asyncio loop."""
 
-    # The driver task's parking state (see _drive and _drive_inline).
-    _parked = False
-    _parked_deadline: float | None = None
-    _inline = False
-    _claimed = False  # _claim_driver() ran; the next _drive_inline() runs the batch
-    _stopped_inline = False  # a batch run by _drive_inline ended with stop()
-    _batch_sets_running_loop = False
+    # The driver task's parking state (see _drive and _drive_inline); slots of the loop
+    # (DRIVER_SLOTS), set by _init_driver.
+    _parked: bool
+    _parked_deadline: float | None
+    _inline: bool
+    _claimed: bool  # _claim_driver() ran; the next _drive_inline() runs the batch
+    _stopped_inline: bool  # a batch run by _drive_inline ended with stop()
+    _batch_sets_running_loop: bool
+
+    def _init_driver(self) -> None:
+        self._parked = False
+        self._parked_deadline = None
+        self._inline = False
+        self._claimed = False
+        self._stopped_inline = False
+        self._batch_sets_running_loop = False
 
     if TYPE_CHECKING:
         # BaseTrioEventLoop's (see there).

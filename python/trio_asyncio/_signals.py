@@ -40,16 +40,23 @@ def _run_py_handle(handle: asyncio.Handle) -> None:
         handle._run()
 
 
+# The instance attributes of SignalsMixin and FiberSignalsMixin, declared as slots by
+# BaseTrioEventLoop and SyncTrioEventLoop (see design/loops.md, "Instance state").
+SIGNAL_SLOTS = ("_sigint_restore",)
+FIBER_SIGNAL_SLOTS = ("_signal_wakeup",)
+
+
 class SignalsMixin(LoopMixin):
     """``add_signal_handler``/``remove_signal_handler`` of every trio-asyncio loop."""
 
     # The handler SIGINT had inside Trio before add_signal_handler(SIGINT) replaced it.
-    _sigint_restore: Any = None
+    _sigint_restore: Any
     if TYPE_CHECKING:
         _trio_runner: object
 
     def _init_signals(self) -> None:
         self._signal_handlers = {}
+        self._sigint_restore = None
 
     def add_signal_handler(
         self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]
@@ -124,12 +131,16 @@ class FiberSignalsMixin(SignalsMixin):
     """
 
     # Created at the first add_signal_handler (see _signal_wakeup), kept until close().
-    _signal_wakeup: SignalWakeup | None = None
+    _signal_wakeup: SignalWakeup | None
     if TYPE_CHECKING:
         # SyncTrioEventLoop's: the fiber side's saved thread state, and the caller's while
         # the fiber runs (None on the caller's side).
         _fiber_state: ThreadStateSlot
         _caller_state: ThreadStateSlot | None
+
+    def _init_signals(self) -> None:
+        super()._init_signals()
+        self._signal_wakeup = None
 
     def add_signal_handler(
         self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]

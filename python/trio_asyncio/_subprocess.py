@@ -21,6 +21,11 @@ from typing import Any
 from ._mixins import LoopMixin
 
 
+# SubprocessMixin's instance attributes, declared as slots by BaseTrioEventLoop (see
+# design/loops.md, "Instance state").
+SUBPROCESS_SLOTS = ("_child_pidfds",)
+
+
 class SubprocessMixin(LoopMixin):
     """The loops' ``_make_subprocess_transport`` and the pidfds of the children they watch."""
 

@@ -35,7 +35,7 @@ from ._base import BaseTrioEventLoop
 from ._context import current_loop
 from ._engine import RUN_STOP
 from ._fiber import Fiber, current as current_fiber, suspend
-from ._signals import FiberSignalsMixin
+from ._signals import FIBER_SIGNAL_SLOTS, FiberSignalsMixin
 from ._thread_state import ThreadStateSlot, switch_into, switch_out_of
 from ._trio_run import current_runner, forget_run_context
 
@@ -101,6 +101,8 @@ class SyncTrioEventLoop(FiberSignalsMixin, BaseTrioEventLoop):  # type: ignore[m
     Trio code can run on it too (:meth:`trio_as_future`, :func:`trio_as_aio`): those Trio
     tasks make progress while the loop runs.
     """
+
+    __slots__ = (*FIBER_SIGNAL_SLOTS, "_fiber", "_fiber_state", "_caller_state", "_run_outcome")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

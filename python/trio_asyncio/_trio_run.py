@@ -57,14 +57,20 @@ def forget_run_context() -> None:
     _RUN_CONTEXT.__dict__.clear()
 
 
+# TrioRunBinding's instance attributes, declared as slots by BaseTrioEventLoop (see
+# design/loops.md, "Instance state").
+TRIO_RUN_SLOTS = ("_nursery", "_trio_runner", "_trio_token")
+
+
 class TrioRunBinding:
     """Mixin of the loop classes: the Trio run the loop is bound to, if any."""
 
     # Set while the loop's Trio side exists: the nursery Trio tasks are started in, the
-    # run they live in, and its token.
-    _nursery: trio.Nursery | None = None
-    _trio_runner: object = None
-    _trio_token: trio.lowlevel.TrioToken | None = None
+    # run they live in, and its token (slots of the loop: TRIO_RUN_SLOTS; the loop's
+    # __init__ calls _unbind_trio_run to set them).
+    _nursery: trio.Nursery | None
+    _trio_runner: object
+    _trio_token: trio.lowlevel.TrioToken | None
 
     def _bind_trio_run(self, nursery: trio.Nursery) -> None:
         """Bind the loop to the Trio run the caller is in; *nursery* hosts its Trio tasks."""
