@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import decimal
 import math
 import sys
@@ -97,6 +98,46 @@ async def _add_writer_huge_fd(loop: asyncio.AbstractEventLoop) -> Any:
     return loop.add_writer(2**40, _noop)
 
 
+async def _call_soon_no_callback(loop: asyncio.AbstractEventLoop) -> Any:
+    return loop.call_soon()  # type: ignore[call-arg]
+
+
+async def _call_soon_threadsafe_no_callback(loop: asyncio.AbstractEventLoop) -> Any:
+    return loop.call_soon_threadsafe()  # type: ignore[call-arg]
+
+
+async def _call_soon_callback_twice(loop: asyncio.AbstractEventLoop) -> Any:
+    return loop.call_soon(_noop, callback=_noop)  # type: ignore[misc]
+
+
+async def _call_soon_keywords_run(loop: asyncio.AbstractEventLoop) -> Any:
+    # callback and context given by keyword, *args positionally after no callback: the
+    # callback runs in the given context with no arguments
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inside")
+    done = loop.create_future()
+    loop.call_soon(context=ctx, callback=lambda: done.set_result(var.get()))
+    loop.call_soon_threadsafe(callback=lambda *a: None)
+    return await done
+
+
+async def _call_soon_args_and_context(loop: asyncio.AbstractEventLoop) -> Any:
+    done = loop.create_future()
+    loop.call_soon(
+        lambda *a: done.set_result(a), 1, "two", None, context=contextvars.copy_context()
+    )
+    return await done
+
+
+async def _call_soon_not_callable(loop: asyncio.AbstractEventLoop) -> Any:
+    # accepted at call time outside debug mode, as stock asyncio does; the error goes to
+    # the exception handler when it runs
+    h = loop.call_soon(42)  # type: ignore[arg-type]
+    h.cancel()
+    return h.cancelled()
+
+
 async def _remove_reader_minus_one(loop: asyncio.AbstractEventLoop) -> Any:
     return loop.remove_reader(-1)
 
@@ -124,6 +165,12 @@ async def _set_default_executor_process_pool(loop: asyncio.AbstractEventLoop) ->
 CASES: dict[str, Case] = {
     "call_soon(f, x=1)": _call_soon_kw,
     "call_soon_threadsafe(f, x=1)": _call_soon_threadsafe_kw,
+    "call_soon()": _call_soon_no_callback,
+    "call_soon_threadsafe()": _call_soon_threadsafe_no_callback,
+    "call_soon(f, callback=f)": _call_soon_callback_twice,
+    "call_soon(context=c, callback=f)": _call_soon_keywords_run,
+    "call_soon(f, 1, 'two', None, context=c)": _call_soon_args_and_context,
+    "call_soon(42)": _call_soon_not_callable,
     "call_later(1, f, x=1)": _call_later_kw,
     "call_at(1, f, x=1)": _call_at_kw,
     "call_later('x', f)": _call_later_str,

@@ -59,7 +59,7 @@ impl LoopCore {
     /// thread-safe method, and the callback), a new handle (a timer if `when` is given),
     /// queued through the core's one enqueue path.
     #[inline]
-    fn enqueue(
+    pub(super) fn enqueue(
         slf: &Bound<'_, Self>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
@@ -309,31 +309,7 @@ impl LoopCore {
     // registration API
     // ===================================================================================
 
-    /// Arrange for `callback(*args)` to be called soon (FIFO).
-    #[pyo3(signature = (callback, *args, context = None, **kwargs))]
-    fn call_soon(
-        slf: &Bound<'_, Self>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-        kwargs: Option<Bound<'_, PyDict>>,
-    ) -> PyResult<Py<Handle>> {
-        reject_keywords("call_soon", kwargs)?;
-        LoopCore::enqueue(slf, callback, args, context, None, "call_soon")
-    }
-
-    /// Like `call_soon()`, but thread-safe.
-    #[pyo3(signature = (callback, *args, context = None, **kwargs))]
-    fn call_soon_threadsafe(
-        slf: &Bound<'_, Self>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Bound<'_, PyAny>>,
-        kwargs: Option<Bound<'_, PyDict>>,
-    ) -> PyResult<Py<Handle>> {
-        reject_keywords("call_soon_threadsafe", kwargs)?;
-        LoopCore::enqueue(slf, callback, args, context, None, "call_soon_threadsafe")
-    }
+    // call_soon and call_soon_threadsafe: see fastcall.rs (vectorcall entry points).
 
     /// Arrange for `callback(*args)` to be called `delay` seconds from now.
     #[pyo3(signature = (delay, callback, *args, context = None, **kwargs))]

@@ -2,6 +2,7 @@
 
 mod args;
 mod asyncio_refs;
+pub(crate) mod fastcall;
 mod gil;
 pub(crate) mod handle;
 pub(crate) mod loop_core;
