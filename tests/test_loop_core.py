@@ -1009,3 +1009,35 @@ def test_run_state_lives_in_the_core(loop: L) -> None:
     loop._end_run(True)
     assert not loop.is_running() and not loop._stopping
     assert loop._owner_thread() is None
+
+
+@pytest.mark.parametrize("name", ["call_soon", "call_soon_threadsafe"])
+def test_call_soon_checks_its_self(name: str) -> None:
+    # call_soon and call_soon_threadsafe are vectorcall method descriptors (fastcall.rs)
+    # that trust CPython to hand them a LoopCore: called or bound with anything else,
+    # they raise TypeError before any of their code runs.
+    descriptor = vars(_engine.LoopCore)[name]
+    for bad in (42, object(), asyncio.SelectorEventLoop):
+        with pytest.raises(TypeError, match="doesn't apply to"):
+            descriptor(bad, print)
+        with pytest.raises(TypeError, match="doesn't apply to"):
+            descriptor.__get__(bad)
+    with pytest.raises(TypeError, match="needs an argument"):
+        descriptor()
+
+
+_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("_VAR", default="outside")
+
+
+@pytest.mark.parametrize("name", ["call_soon", "call_soon_threadsafe"])
+def test_call_soon_keyword_names_match_by_value(loop: L, name: str) -> None:
+    # keyword names that are equal strings but not the interned objects (3.11's C Task
+    # builds its own "context") are recognized
+    ctx = contextvars.copy_context()
+    ctx.run(_VAR.set, "inside")
+    seen: list[str] = []
+    kwargs = {"".join(["call", "back"]): lambda: seen.append(_VAR.get()),
+              "".join(["con", "text"]): ctx}
+    getattr(loop, name)(**kwargs)
+    assert loop._run_ready(1.0) == IDLE
+    assert seen == ["inside"]

@@ -61,9 +61,9 @@ unsafe fn parse<'py>(
         // SAFETY: `kwnames` is a tuple of `nkw` names (nkw > 0 here, so it is not NULL).
         let name = borrowed(unsafe { ffi::PyTuple_GET_ITEM(kwnames, i as ffi::Py_ssize_t) });
         let name = name.cast_into::<PyString>()?;
-        if is_name(&name, pyo3::intern!(py, "context")) {
+        if is_name(&name, pyo3::intern!(py, "context"), "context") {
             context = Some(borrowed(value));
-        } else if is_name(&name, pyo3::intern!(py, "callback")) {
+        } else if is_name(&name, pyo3::intern!(py, "callback"), "callback") {
             if callback.is_some() {
                 return Err(PyTypeError::new_err(format!(
                     "BaseEventLoop.{method}() got multiple values for argument 'callback'"
@@ -93,10 +93,11 @@ unsafe fn parse<'py>(
     })
 }
 
-/// A keyword name equal to `expected`: the same (interned) object, as the keyword names of
-/// compiled calls and of asyncio's C code are, or an equal string.
-fn is_name(name: &Bound<'_, PyString>, expected: &Bound<'_, PyString>) -> bool {
-    name.is(expected) || PyAnyMethods::eq(name.as_any(), expected).unwrap_or(false)
+/// A keyword name equal to `expected`: the same interned object, as the keyword names of
+/// compiled calls are, or an equal string (3.11's C Task passes a `context` it built itself;
+/// comparing its UTF-8 view costs a fraction of a rich comparison).
+fn is_name(name: &Bound<'_, PyString>, expected: &Bound<'_, PyString>, text: &str) -> bool {
+    name.is(expected) || name.to_str().is_ok_and(|s| s == text)
 }
 
 /// The body of both methods: parse, then the loop's one enqueue path.
@@ -111,9 +112,12 @@ unsafe fn call_soon_with(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> PyResult<*mut ffi::PyObject> {
-    // SAFETY: `slf` is the live object the method was called on.
-    let slf = unsafe { Bound::from_borrowed_ptr(py, slf) };
-    let slf = slf.cast::<LoopCore>()?;
+    // SAFETY: `slf` is the live object the method was called on, and an instance of
+    // `LoopCore`: CPython calls a method descriptor's function only after checking that
+    // (`descr_check`, when the descriptor is called or bound), and `install` makes the only
+    // descriptors for these functions, on `LoopCore`.
+    let slf = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>() };
+    let slf = &slf;
     // SAFETY: forwarded from our caller.
     let parsed = unsafe { parse(py, method, args, nargs, kwnames) }?;
     let handle = LoopCore::enqueue(
