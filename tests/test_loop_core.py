@@ -1041,3 +1041,99 @@ def test_call_soon_keyword_names_match_by_value(loop: L, name: str) -> None:
     getattr(loop, name)(**kwargs)
     assert loop._run_ready(1.0) == IDLE
     assert seen == ["inside"]
+
+
+# --------------------------------------------------------------------------- spent handles
+# A handle nobody else references is kept by its loop after it runs and handed out by the
+# next call_soon (src/py/handle_pool.rs). None of that may be observable.
+
+
+class _Held:
+    """A callback owner whose death we can watch."""
+
+    def __init__(self, log: list[object]) -> None:
+        self.log = log
+
+    def cb(self, *args: object) -> None:
+        self.log.append(args)
+
+
+def test_spent_handles_release_their_callback_args_and_context(loop: L) -> None:
+    log: list[object] = []
+    held, arg, ctx = _Held(log), _Held(log), contextvars.copy_context()
+    refs = [weakref.ref(held), weakref.ref(arg), weakref.ref(ctx)]
+    loop.call_soon(held.cb, arg, context=ctx)  # handle dropped at once, as a Task does
+    del held, arg, ctx
+    assert loop._run_ready(1.0) == IDLE
+    assert len(log) == 1
+    log.clear()
+    assert [r() for r in refs] == [None, None, None]
+
+
+def test_a_kept_handle_is_never_handed_out_again(loop: L) -> None:
+    log: list[object] = []
+    kept = loop.call_soon(log.append, "kept")
+    loop.call_soon(log.append, "dropped")
+    assert loop._run_ready(1.0) == IDLE
+    new = [loop.call_soon(log.append, i) for i in range(3)]
+    assert all(h is not kept for h in new)
+    assert kept._callback == log.append and kept._args == ("kept",)
+    kept.cancel()
+    assert kept.cancelled() and not any(h.cancelled() for h in new)
+    assert loop._run_ready(1.0) == IDLE
+    assert log == ["kept", "dropped", 0, 1, 2]
+
+
+def test_a_reused_handle_has_a_new_handles_state(loop: L) -> None:
+    log: list[object] = []
+    for i in range(3):
+        h = loop.call_soon(log.append, i)
+        h.cancel() if i == 1 else None
+        del h
+        loop._run_ready(1.0)
+    ctx = contextvars.copy_context()
+    h = loop.call_soon(log.append, "new", context=ctx)
+    assert not h.cancelled()
+    assert (h._callback, h._args, h._context) == (log.append, ("new",), ctx)
+    assert "append" in repr(h) and "cancelled" not in repr(h)
+    del h
+    assert loop._run_ready(1.0) == IDLE
+    assert log == [0, 2, "new"]
+
+
+def test_a_weakly_referenced_spent_handle_dies(loop: L) -> None:
+    log: list[int] = []
+    ref = weakref.ref(loop.call_soon(log.append, 1))
+    assert ref() is not None
+    assert loop._run_ready(1.0) == IDLE
+    assert log == [1]
+    assert ref() is None  # not kept: a reuse would show through the weak reference
+
+
+def test_dropping_a_spent_handles_callback_may_schedule(loop: L) -> None:
+    # The callback's owner dies when the spent handle lets go of it, and its __del__ calls
+    # call_soon, which may take that very handle.
+    log: list[str] = []
+
+    class Owner:
+        def cb(self) -> None:
+            log.append("ran")
+
+        def __del__(self) -> None:
+            loop.call_soon(log.append, "from __del__")
+
+    loop.call_soon(Owner().cb)
+    assert loop._run_ready(1.0) == IDLE
+    assert log == ["ran", "from __del__"]
+
+
+def test_a_loop_with_spent_handles_is_collected() -> None:
+    lp = Bare()
+    for _ in range(10):
+        lp.call_soon(lambda: lp)  # loop -> handle -> callback -> loop, until it runs
+    assert lp._run_ready(1.0) == IDLE
+    lp.myself = lp  # type: ignore[attr-defined]
+    ref = weakref.ref(lp)
+    del lp
+    gc.collect()
+    assert ref() is None

@@ -19,6 +19,7 @@ use pyo3::{Borrowed, PyTraverseError};
 use super::args::{check_callback, fd_of, reject_keywords};
 use super::asyncio_refs;
 use super::handle::{cancel_handle, run_handle, Handle, HandleData, LoopRef, PyCore};
+use super::handle_pool::HandlePool;
 use super::statistics::CoreStatistics;
 use crate::scheduler::reactor::{Direction, Trigger};
 
@@ -32,6 +33,8 @@ use crate::scheduler::reactor::{Direction, Trigger};
 )]
 pub struct LoopCore {
     core: PyCore,
+    /// Spent `call_soon` handles for the next `call_soon` (handle_pool.rs).
+    pool: HandlePool,
 }
 
 /// A Python loop argument (`Handle(..., loop)`) as the handle layer holds it.
@@ -77,7 +80,10 @@ impl LoopCore {
             check_callback(&callback, method)?;
         }
         let data = HandleData::new(py, LoopCore::loop_ref(slf), callback, args, context)?;
-        let h = Handle::create(py, data, when)?;
+        let h = match when {
+            None => slf.get().pool.handle(py, data)?,
+            Some(_) => Handle::create(py, data, when)?,
+        };
         core.schedule(py, h.clone_ref(py));
         Ok(h)
     }
@@ -198,6 +204,7 @@ impl LoopCore {
     ) -> PyResult<LoopCore> {
         Ok(LoopCore {
             core: PyCore::new()?,
+            pool: HandlePool::new(),
         })
     }
 
@@ -436,7 +443,9 @@ impl LoopCore {
             if debug {
                 this.run_debug(py, &h, loop_obj)
             } else {
-                run_handle(py, &h, loop_obj)
+                let result = run_handle(py, &h, loop_obj);
+                this.pool.give(py, h);
+                result
             }
         })
     }
@@ -489,6 +498,7 @@ impl LoopCore {
     /// waker fds. Idempotent.
     fn _close_core(&self, py: Python<'_>) {
         self.core.close(py);
+        self.pool.clear(py);
     }
 
     /// In a child process after `fork()`: give the core kernel objects of its own (a new
@@ -523,11 +533,15 @@ impl LoopCore {
         // `visit.call`, which runs no Python code.
         unsafe {
             self.core
-                .traverse(|h| visit.call(h), |clock| visit.call(clock))
+                .traverse(|h| visit.call(h), |clock| visit.call(clock))?;
+            self.pool.traverse(&visit)
         }
     }
 
     fn __clear__(&self) {
-        Python::attach(|py| self.core.clear(py));
+        Python::attach(|py| {
+            self.core.clear(py);
+            self.pool.clear(py);
+        });
     }
 }

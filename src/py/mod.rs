@@ -5,6 +5,7 @@ mod asyncio_refs;
 pub(crate) mod fastcall;
 mod gil;
 pub(crate) mod handle;
+mod handle_pool;
 pub(crate) mod loop_core;
 pub(crate) mod statistics;
 pub(crate) mod stream_transport;
