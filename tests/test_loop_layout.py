@@ -34,8 +34,8 @@ _ASYNCIO_CLASSES = (
 #: asyncio methods the Rust core replaces (the hot path).
 _BY_CORE = {
     "_add_reader", "_add_writer", "_remove_reader", "_remove_writer", "call_at",
-    "call_later", "call_soon", "call_soon_threadsafe", "is_closed", "is_running", "stop",
-    "time",
+    "call_later", "call_soon", "call_soon_threadsafe", "get_debug", "is_closed",
+    "is_running", "stop", "time",
 }
 
 #: asyncio methods every trio-asyncio loop replaces in Python.

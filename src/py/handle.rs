@@ -116,6 +116,11 @@ impl LoopRef {
         unsafe { self.core.as_ref() }
     }
 
+    /// Drop with the GIL token in hand (no attach-count lookup, unlike a plain drop).
+    fn release(self, py: Python<'_>) {
+        self.obj.drop_ref(py);
+    }
+
     fn clone_ref(&self, py: Python<'_>) -> LoopRef {
         LoopRef {
             obj: self.obj.clone_ref(py),
@@ -190,6 +195,31 @@ impl Callback for Py<Handle> {
 }
 
 impl HandleData {
+    /// Drop every field with the GIL token in hand: a plain drop of a `Py` looks up pyo3's
+    /// thread-local attach count for each field. May run Python code (`__del__`).
+    pub(crate) fn release(self, py: Python<'_>) {
+        let HandleData {
+            callback,
+            args,
+            context,
+            loop_,
+            source_traceback,
+            repr,
+        } = self;
+        for obj in [callback, context, source_traceback, repr]
+            .into_iter()
+            .flatten()
+        {
+            obj.drop_ref(py);
+        }
+        if let Some(args) = args {
+            args.drop_ref(py);
+        }
+        if let Some(lp) = loop_ {
+            lp.release(py);
+        }
+    }
+
     /// The fields of a new handle bound to `lp`: copies the current context if none is
     /// given and, in debug mode, records where it was created.
     pub(crate) fn new(

@@ -61,7 +61,7 @@ impl HandlePool {
         self.spent.with(py, |v| v.push(h));
         // The callback, its arguments and context go after the handle is stored: dropping
         // them can run Python code (`__del__`), which may call `call_soon` and take it.
-        drop(data);
+        data.release(py);
     }
 
     /// Whether `h` is a plain `Handle` that only the caller references.

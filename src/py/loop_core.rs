@@ -238,6 +238,12 @@ impl LoopCore {
         self.core.set_debug(enabled);
     }
 
+    /// Return the debug mode of the loop (asyncio's `get_debug`). asyncio's C `Future` and
+    /// `Task` ask it each time one is created.
+    fn get_debug(&self) -> bool {
+        self.core.debug()
+    }
+
     /// asyncio's `self._debug`, kept in the core (BaseEventLoop's `set_debug` writes it).
     #[getter(_debug)]
     fn get_debug_flag(&self) -> bool {
