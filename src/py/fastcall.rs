@@ -117,11 +117,10 @@ unsafe fn call_soon_with(
     // (`descr_check`, when the descriptor is called or bound), and `install` makes the only
     // descriptors for these functions, on `LoopCore`.
     let slf = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<LoopCore>() };
-    let slf = &slf;
     // SAFETY: forwarded from our caller.
     let parsed = unsafe { parse(py, method, args, nargs, kwnames) }?;
     let handle = LoopCore::enqueue(
-        slf,
+        &slf,
         parsed.callback,
         parsed.args,
         parsed.context,
@@ -131,31 +130,28 @@ unsafe fn call_soon_with(
     Ok(handle.into_ptr())
 }
 
-/// # Safety
-/// Called by CPython through the method descriptor [`install`] makes (vectorcall arguments).
-unsafe fn call_soon(
-    py: Python<'_>,
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> PyResult<*mut ffi::PyObject> {
-    // SAFETY: CPython's vectorcall arguments, as `call_soon_with` needs them.
-    unsafe { call_soon_with(py, "call_soon", slf, args, nargs, kwnames) }
+/// One entry point per method: pyo3's trampoline macro takes a function path, and the
+/// method's name is what its errors say.
+macro_rules! entry_point {
+    ($name:ident) => {
+        /// # Safety
+        /// Called by CPython through the method descriptor [`install`] makes (vectorcall
+        /// arguments).
+        unsafe fn $name(
+            py: Python<'_>,
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> PyResult<*mut ffi::PyObject> {
+            // SAFETY: CPython's vectorcall arguments, as `call_soon_with` needs them.
+            unsafe { call_soon_with(py, stringify!($name), slf, args, nargs, kwnames) }
+        }
+    };
 }
 
-/// # Safety
-/// As [`call_soon`].
-unsafe fn call_soon_threadsafe(
-    py: Python<'_>,
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> PyResult<*mut ffi::PyObject> {
-    // SAFETY: CPython's vectorcall arguments, as `call_soon_with` needs them.
-    unsafe { call_soon_with(py, "call_soon_threadsafe", slf, args, nargs, kwnames) }
-}
+entry_point!(call_soon);
+entry_point!(call_soon_threadsafe);
 
 /// Add `call_soon` and `call_soon_threadsafe` to `LoopCore` (once, at module import).
 pub(crate) fn install(py: Python<'_>) -> PyResult<()> {

@@ -50,7 +50,7 @@ impl HandlePool {
 
     /// Keep `h`, which has just run, if nothing else can see it; else drop it.
     pub(crate) fn give(&self, py: Python<'_>, h: Bound<'_, Handle>) {
-        if !Self::is_private(&h) || self.spent.with(py, |v| v.len()) >= CAPACITY {
+        if !Self::is_private(&h) {
             return;
         }
         let handle = h.get();
@@ -58,9 +58,17 @@ impl HandlePool {
         handle.cancelled.store(false, Ordering::Relaxed);
         handle.scheduled.store(false, Ordering::Relaxed);
         let h = h.unbind();
-        self.spent.with(py, |v| v.push(h));
-        // The callback, its arguments and context go after the handle is stored: dropping
-        // them can run Python code (`__del__`), which may call `call_soon` and take it.
+        let full = self.spent.with(py, |v| {
+            if v.len() < CAPACITY {
+                v.push(h);
+                None
+            } else {
+                Some(h)
+            }
+        });
+        drop(full); // an emptied handle: freeing it runs no Python code
+                    // The callback, its arguments and context go after the handle is stored: dropping
+                    // them can run Python code (`__del__`), which may call `call_soon` and take it.
         data.release(py);
     }
 
