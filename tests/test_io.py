@@ -809,11 +809,16 @@ def test_udp_error_received(aio_run: AioRunner) -> None:
 
     async def body() -> None:
         loop = asyncio.get_running_loop()
+        # Bind our end before picking the dead port: a socket that first binds
+        # on connect could be handed the just-freed port and talk to itself.
+        ours = socket.socket(type=socket.SOCK_DGRAM)
+        ours.bind((HOST, 0))
         with socket.socket(type=socket.SOCK_DGRAM) as closed:
             closed.bind((HOST, 0))
             addr = closed.getsockname()
+        ours.connect(addr)
         transport, proto = await loop.create_datagram_endpoint(
-            DatagramCollector, remote_addr=addr
+            DatagramCollector, sock=ours
         )
         try:
             for _ in range(3):
