@@ -47,6 +47,15 @@
  *       Free a chunk from fs_state_take_chunk (no GIL needed: arena allocator).
  *   int  fs_is_finalizing(void)
  *       Non-zero once interpreter finalization has started (no kill attempts then).
+ *   void fs_asyncgen_hooks_get(PyObject **firstiter, PyObject **finalizer)
+ *       New references to the calling thread's async-generator hooks (NULL where
+ *       unset): what sys.get_asyncgen_hooks() reads, without its struct sequence.
+ *   int  fs_asyncgen_hooks_set(PyObject *firstiter, PyObject *finalizer)
+ *       Install the thread's hooks (borrowed references; NULL clears one), raising
+ *       the same audit events as sys.set_asyncgen_hooks, in the same order. Returns
+ *       -1 with an exception set if an audit hook refused (the hooks set before that
+ *       stay set, as with sys.set_asyncgen_hooks), else 0. The hooks are fields of
+ *       the thread state with the same names in every supported version.
  *
  * Rules (see src/fiber/mod.rs): every function is called with the GIL held on the
  * thread that owns the state; `ts` is that thread's (current) thread state, passed in
@@ -462,4 +471,28 @@ fs_free_chunk(void *p)
     free_datastack((_PyStackChunk *)p);
 }
 
+/* ======================================= async-generator hooks (every version) */
 
+void
+fs_asyncgen_hooks_get(PyObject **firstiter, PyObject **finalizer)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    *firstiter = Py_XNewRef(ts->async_gen_firstiter);
+    *finalizer = Py_XNewRef(ts->async_gen_finalizer);
+}
+
+int
+fs_asyncgen_hooks_set(PyObject *firstiter, PyObject *finalizer)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    /* sys.set_asyncgen_hooks sets the finalizer first; each set is audited. */
+    if (PySys_Audit("sys.set_asyncgen_hook_finalizer", NULL) < 0) {
+        return -1;
+    }
+    Py_XSETREF(ts->async_gen_finalizer, Py_XNewRef(finalizer));
+    if (PySys_Audit("sys.set_asyncgen_hook_firstiter", NULL) < 0) {
+        return -1;
+    }
+    Py_XSETREF(ts->async_gen_firstiter, Py_XNewRef(firstiter));
+    return 0;
+}

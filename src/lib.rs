@@ -44,6 +44,7 @@ mod _engine {
         m.add("RUN_IDLE", crate::scheduler::core::IDLE)?;
         m.add("RUN_STOP", crate::scheduler::core::STOP)?;
         m.add("RUN_YIELD", crate::scheduler::core::YIELD)?;
+        m.add("DRIVER_BUDGET", crate::py::loop_core::DRIVER_BUDGET)?;
         crate::py::fastcall::install(m.py())?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 """The driver: the one place asyncio callbacks are run from, and the Trio task that waits.
 
-Callbacks run only inside ``LoopCore._run_ready`` (Rust), which Python calls from one
-method, :meth:`DriverMixin._run_batch`, for every way a loop is driven: the Trio task of
+Callbacks run only inside ``LoopCore._run_batch`` (Rust: ``_run_ready`` with the running-loop
+state installed around it), for every way a loop is driven: the Trio task of
 :meth:`DriverMixin._drive` (``open_loop``'s task, or the sync loop's ``trio.run`` in its
 fiber), :meth:`DriverMixin._drive_inline` (a Trio task of the loop's run that just queued
 work for a parked driver), and the sync loop's caller-side paths. See "The driver" in
@@ -11,18 +11,11 @@ design/loops.md.
 from __future__ import annotations
 
 import math
-import sys
 from typing import TYPE_CHECKING
 
 import trio
-from sniffio import thread_local as _sniffio_thread_local
 
-# asyncio's own running-loop slot (C). Not ``asyncio.events._get_running_loop``, which
-# compatibility mode replaces with a Trio-aware version.
-from _asyncio import _get_running_loop as _c_get_running_loop
-from _asyncio import _set_running_loop as _c_set_running_loop
-
-from ._engine import RUN_STOP, RUN_YIELD
+from ._engine import DRIVER_BUDGET, RUN_STOP, RUN_YIELD
 from ._mixins import LoopMixin
 from ._trio_run import in_trio_run_of
 
@@ -34,12 +27,9 @@ if TYPE_CHECKING:
 #: several steps instead of overflowing a system call's timeout.
 MAXIMUM_WAIT = 24 * 3600.0
 
-#: Longest stretch of asyncio callbacks run back to back before the driver task yields to
-#: Trio, in seconds (keeps Trio tasks and cancellation from starving).
-DRIVER_BUDGET = 0.005
-
-_get_asyncgen_hooks = sys.get_asyncgen_hooks
-_set_asyncgen_hooks = sys.set_asyncgen_hooks
+# DRIVER_BUDGET (from the engine): the longest stretch of asyncio callbacks run back to
+# back before the driver task yields to Trio, in seconds (keeps Trio tasks and
+# cancellation from starving).
 
 
 def wait_seconds(deadline: float, now: float) -> float:
@@ -59,12 +49,12 @@ DRIVER_SLOTS = (
     "_inline",
     "_claimed",
     "_stopped_inline",
-    "_batch_sets_running_loop",
 )
 
 
 class DriverMixin(LoopMixin):
-    """``_run_batch``, ``_drive`` and ``_drive_inline`` of every trio-asyncio loop."""
+    """``_drive`` and ``_drive_inline`` of every trio-asyncio loop (both run callbacks
+    through ``LoopCore._run_batch``)."""
 
     # The driver task's parking state (see _drive and _drive_inline); slots of the loop
     # (DRIVER_SLOTS), set by _init_driver.
@@ -73,7 +63,6 @@ class DriverMixin(LoopMixin):
     _inline: bool
     _claimed: bool  # _claim_driver() ran; the next _drive_inline() runs the batch
     _stopped_inline: bool  # a batch run by _drive_inline ended with stop()
-    _batch_sets_running_loop: bool
 
     def _init_driver(self) -> None:
         self._parked = False
@@ -81,6 +70,7 @@ class DriverMixin(LoopMixin):
         self._inline = False
         self._claimed = False
         self._stopped_inline = False
+        # (LoopCore's) a batch run inside Trio also sets asyncio's running loop
         self._batch_sets_running_loop = False
 
     if TYPE_CHECKING:
@@ -90,44 +80,6 @@ class DriverMixin(LoopMixin):
         _trio_runner: object
 
         def _start_pending_trio_tasks(self) -> None: ...
-
-    def _run_batch(self, in_trio: bool, wait: bool = False) -> int:
-        """Run ready callbacks in Rust (``LoopCore._run_ready``); return its status.
-
-        The only place callbacks are run from, for every driver (the Trio task of
-        :meth:`_drive`, :meth:`_drive_inline`, and the sync loop's caller-side paths). With
-        ``wait`` the core also blocks in its poller when idle (the sync loop before any Trio
-        code ran); otherwise it returns after ``DRIVER_BUDGET`` seconds or when idle.
-
-        Around the batch sniffio says "asyncio". ``in_trio`` (the batch runs inside a Trio
-        run): the thread's async-generator hooks are the loop's own (CPython binds each
-        generator to the finalizer installed when it is first iterated, so generators
-        started by callbacks are finalised by the loop and those started by Trio tasks by
-        Trio), and, for the async loop, asyncio's running loop is this one; all of it is
-        restored before any Trio code runs. On the caller's side of a sync loop,
-        ``run_forever`` has set the hooks and the running loop for the whole run already.
-        """
-        tl = _sniffio_thread_local
-        prev_library = tl.name
-        tl.name = "asyncio"
-        if not in_trio:
-            try:
-                return self._run_ready(DRIVER_BUDGET, wait)
-            finally:
-                tl.name = prev_library
-        prev_hooks = _get_asyncgen_hooks()
-        _set_asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
-        set_running_loop = self._batch_sets_running_loop
-        if set_running_loop:
-            prev_loop = _c_get_running_loop()
-            _c_set_running_loop(self)
-        try:
-            return self._run_ready(DRIVER_BUDGET, wait)
-        finally:
-            if set_running_loop:
-                _c_set_running_loop(prev_loop)
-            _set_asyncgen_hooks(*prev_hooks)
-            tl.name = prev_library
 
     async def _drive(self, set_running_loop: bool) -> None:
         """Run asyncio callbacks until :meth:`stop` takes effect.

@@ -17,7 +17,6 @@ import contextvars
 import gc
 import signal
 import sys
-import threading
 import time
 import warnings
 import weakref
@@ -27,8 +26,6 @@ from typing import Any, TypeVarTuple, Unpack
 
 import outcome
 import trio
-
-from _asyncio import _set_running_loop as _c_set_running_loop
 
 from . import _fork
 from ._base import BaseTrioEventLoop
@@ -40,7 +37,6 @@ from ._thread_state import ThreadStateSlot, switch_into, switch_out_of
 from ._trio_run import current_runner, forget_run_context
 
 Ts = TypeVarTuple("Ts")
-_get_asyncgen_hooks = sys.get_asyncgen_hooks
 _set_asyncgen_hooks = sys.set_asyncgen_hooks
 
 #: Fibers of sync loops whose Trio run was left on another thread (see _abandon_fiber).
@@ -132,11 +128,10 @@ class SyncTrioEventLoop(FiberSignalsMixin, BaseTrioEventLoop):  # type: ignore[m
             raise RuntimeError("Cannot run the event loop while another loop is running")
         if self._debug:
             self._set_coroutine_origin_tracking(True)
-        old_agen_hooks = _get_asyncgen_hooks()
-        self._thread_id = threading.get_ident()
         try:
-            _c_set_running_loop(self)
-            _set_asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+            # (Rust) this thread owns the loop (_thread_id), it is the running loop, and
+            # its async-generator hooks are the thread's; _leave_caller_run undoes it all.
+            self._enter_caller_run()
             fiber = self._fiber
             if fiber is not None and not fiber.owned_by_current_thread():
                 self._abandon_fiber()
@@ -162,11 +157,11 @@ class SyncTrioEventLoop(FiberSignalsMixin, BaseTrioEventLoop):  # type: ignore[m
             result.unwrap()
         finally:
             self._end_run(True)
-            self._thread_id = None
-            _c_set_running_loop(None)
-            if self._coroutine_origin_tracking_enabled:
-                self._set_coroutine_origin_tracking(False)
-            _set_asyncgen_hooks(*old_agen_hooks)
+            try:
+                self._leave_caller_run()
+            finally:
+                if self._coroutine_origin_tracking_enabled:
+                    self._set_coroutine_origin_tracking(False)
 
     def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Schedule a coroutine as a task (asyncio's ``create_task``).

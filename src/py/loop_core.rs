@@ -20,6 +20,7 @@ use super::args::{check_callback, fd_of, reject_keywords};
 use super::asyncio_refs;
 use super::handle::{cancel_handle, run_handle, Handle, HandleData, LoopRef, PyCore};
 use super::handle_pool::HandlePool;
+use super::run_state::RunState;
 use super::statistics::CoreStatistics;
 use crate::scheduler::reactor::{Direction, Trigger};
 
@@ -35,7 +36,13 @@ pub struct LoopCore {
     core: PyCore,
     /// Spent `call_soon` handles for the next `call_soon` (handle_pool.rs).
     pool: HandlePool,
+    /// The running-loop state its batches and runs install (run_state.rs).
+    run_state: RunState,
 }
+
+/// Seconds of continuous work after which a batch run by `_run_batch` returns, so that
+/// the driver yields to Trio (`DRIVER_BUDGET` in Python).
+pub(crate) const DRIVER_BUDGET: f64 = 0.005;
 
 /// A Python loop argument (`Handle(..., loop)`) as the handle layer holds it.
 impl<'a, 'py> FromPyObject<'a, 'py> for LoopRef {
@@ -205,6 +212,7 @@ impl LoopCore {
         Ok(LoopCore {
             core: PyCore::new()?,
             pool: HandlePool::new(),
+            run_state: RunState::new(),
         })
     }
 
@@ -456,6 +464,42 @@ impl LoopCore {
         })
     }
 
+    /// Run ready callbacks (`_run_ready` with `DRIVER_BUDGET`) with the running-loop
+    /// state installed around them; return its status. The only place callbacks are run
+    /// from, for every driver. sniffio says "asyncio" during the batch; with `in_trio`
+    /// (the batch runs inside a Trio run) the thread's async-generator hooks are the
+    /// loop's own and, if `_batch_sets_running_loop`, asyncio's running loop is this
+    /// loop, all put back before any Trio code runs (run_state.rs).
+    #[pyo3(signature = (in_trio, wait = false))]
+    fn _run_batch(slf: &Bound<'_, Self>, in_trio: bool, wait: bool) -> PyResult<i32> {
+        slf.get().run_state.batch(slf.as_any(), in_trio, || {
+            Self::_run_ready(slf, DRIVER_BUDGET, wait)
+        })
+    }
+
+    /// Whether a batch run inside Trio also makes this loop asyncio's running loop.
+    #[getter]
+    fn _batch_sets_running_loop(&self) -> bool {
+        self.run_state.batch_sets_running_loop()
+    }
+
+    #[setter(_batch_sets_running_loop)]
+    fn set_batch_sets_running_loop(&self, value: bool) {
+        self.run_state.set_batch_sets_running_loop(value);
+    }
+
+    /// The caller's side of the sync loop's `run_forever`, after `_begin_run`: this
+    /// thread owns the loop (`_thread_id`), it is the running loop, and its async-generator
+    /// hooks are the thread's. `_leave_caller_run` must follow, whatever this raised.
+    fn _enter_caller_run(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.get().run_state.enter_caller_run(slf.as_any())
+    }
+
+    /// End `_enter_caller_run`: no owning thread, no running loop, the caller's hooks.
+    fn _leave_caller_run(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.get().run_state.leave_caller_run(slf.as_any())
+    }
+
     /// Enter the sleeping state. Returns 0.0 (and stays awake) if work is already pending,
     /// else the loop-time deadline of the earliest live timer, or None if there is none.
     /// The driver then parks on `_poll_fd()` until that deadline and calls `_end_sleep()`.
@@ -505,6 +549,7 @@ impl LoopCore {
     fn _close_core(&self, py: Python<'_>) {
         self.core.close(py);
         self.pool.clear(py);
+        self.run_state.clear(py);
     }
 
     /// In a child process after `fork()`: give the core kernel objects of its own (a new
@@ -540,7 +585,8 @@ impl LoopCore {
         unsafe {
             self.core
                 .traverse(|h| visit.call(h), |clock| visit.call(clock))?;
-            self.pool.traverse(&visit)
+            self.pool.traverse(&visit)?;
+            self.run_state.traverse(&visit)
         }
     }
 
@@ -548,6 +594,7 @@ impl LoopCore {
         Python::attach(|py| {
             self.core.clear(py);
             self.pool.clear(py);
+            self.run_state.clear(py);
         });
     }
 }

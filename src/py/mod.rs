@@ -7,6 +7,7 @@ mod gil;
 pub(crate) mod handle;
 mod handle_pool;
 pub(crate) mod loop_core;
+mod run_state;
 pub(crate) mod statistics;
 pub(crate) mod stream_transport;
 
