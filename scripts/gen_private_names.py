@@ -61,7 +61,7 @@ WHY: dict[str, str] = {
         "asyncio's own (C) running-loop slot, read without compatibility mode's Trio-aware "
         "replacement of `asyncio.events._get_running_loop`",
     "_asyncio._set_running_loop":
-        "clear asyncio's running loop in a forked child (the engine, `src/py/run_state.rs`, "
+        "clear asyncio's running loop in a forked child (the engine, `src/py/running_loop.rs`, "
         "sets it around callback batches and runs, as asyncio's own loops do)",
     "asyncio._get_running_loop":
         "the loop an adapter means when no `current_loop` is set (asyncio code on a sync loop "

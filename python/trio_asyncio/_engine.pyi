@@ -34,7 +34,7 @@ def current() -> Fiber | None: ...
 def fiber_statistics() -> dict[str, int]: ...
 
 # --------------------------------------------------------------------------------------
-# Scheduler (src/py/loop_core.rs, src/py/handle.rs); see design/scheduler.md
+# Scheduler (src/py/loop_core.rs, src/py/handle.rs, src/py/running_loop.rs); see design/scheduler.md
 # --------------------------------------------------------------------------------------
 class Handle:
     """Object returned by callback registration methods (asyncio-flavoured)."""

@@ -5,132 +5,34 @@
 //! - one struct for both; a `TimerHandle` is a `Handle` with `is_timer` set (the Python
 //!   subclass adds `when()`, ordering and hashing), so the ready FIFO holds one item type;
 //! - `TimerHandle.cancel()` tells the loop core directly instead of calling
-//!   `loop._timer_handle_cancelled(self)`;
-//! - running a handle enters its context with `PyContext_Enter` and vectorcalls the
-//!   callback, which is what `Context.run` does in C, minus the method lookup and the
-//!   argument tuple.
+//!   `loop._timer_handle_cancelled(self)`.
 //!
-//! Layering: this module sits below `loop_core.rs` and does not name `LoopCore`. A handle
-//! reaches its loop through a [`LoopRef`] (the loop object and its scheduler core); the
-//! loop class makes one with [`LoopRef::new`] and converts Python loop arguments into one
-//! (`FromPyObject`, implemented next to the class). [`PyBinding`] tells the scheduler core
-//! (`scheduler/binding.rs`) that its callbacks are `Py<Handle>`; it lives here because the
-//! handle type and the core type name each other (a handle points at its core).
+//! Running a handle is `handle_run.rs`. Layering: this module sits below `loop_core.rs` and
+//! does not name `LoopCore`; a handle reaches its loop through a [`LoopRef`]
+//! (`binding.rs`).
 //!
 //! ============================= section map =============================
-//! 1. the scheduler core's binding      4. running a handle
-//! 2. handle data and creation          5. the Python classes
-//! 3. cancel, repr
+//! 1. handle data and creation          3. the Python classes
+//! 2. cancel, repr
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::ffi;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::pyclass::boolean_struct::True;
 use pyo3::pyclass::CompareOp;
-use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
-use pyo3::{PyClass, PyTraverseError};
+use pyo3::types::{PyFloat, PyString, PyTuple};
+use pyo3::PyTraverseError;
 
 use super::asyncio_refs;
+use super::binding::LoopRef;
 use super::gil::GilCell;
-use crate::scheduler::binding::{Binding, Callback};
-use crate::scheduler::core::Core;
+use super::handle_run::run_handle;
+use crate::scheduler::binding::Callback;
 use crate::scheduler::timers::Cancellable;
 
 // =======================================================================================
-// 1. the scheduler core's binding: PyBinding, LoopRef
-// =======================================================================================
-
-/// The scheduler core as the Python binding instantiates it.
-pub(crate) type PyCore = Core<PyBinding>;
-
-/// The Python binding of the scheduler core: callbacks are `Py<Handle>`, the clock is a
-/// Python callable, errors are Python exceptions, the lock is the GIL.
-pub(crate) struct PyBinding;
-
-impl Binding for PyBinding {
-    type Item = Py<Handle>;
-    type Clock = Py<PyAny>;
-    type Error = PyErr;
-    type Token<'a> = Python<'a>;
-
-    #[inline]
-    fn clone_item(py: Python<'_>, item: &Py<Handle>) -> Py<Handle> {
-        item.clone_ref(py)
-    }
-
-    #[inline]
-    fn clone_clock(py: Python<'_>, clock: &Py<PyAny>) -> Py<PyAny> {
-        clock.clone_ref(py)
-    }
-
-    fn read_clock(py: Python<'_>, clock: Py<PyAny>) -> PyResult<f64> {
-        clock.call0(py)?.extract(py)
-    }
-
-    fn unlocked<R: Send>(py: Python<'_>, f: impl FnOnce() -> R + Send) -> R {
-        py.detach(f)
-    }
-
-    fn check_signals(py: Python<'_>) -> PyResult<()> {
-        py.check_signals()
-    }
-
-    #[inline]
-    fn thread_ident() -> u64 {
-        // SAFETY: PyThread_get_thread_ident has no preconditions (it wraps pthread_self).
-        unsafe { ffi::PyThread_get_thread_ident() as u64 }
-    }
-}
-
-/// A handle's loop: the loop object, and the scheduler core inside it.
-pub(crate) struct LoopRef {
-    obj: Py<PyAny>,
-    /// Points into `obj`'s memory (a frozen pyclass never moves), so it is valid while
-    /// `obj` is alive, i.e. for as long as this `LoopRef` exists.
-    core: NonNull<PyCore>,
-}
-
-// SAFETY: `core` is only dereferenced as `&PyCore`, and `PyCore` is `Sync` (its mutable
-// state is atomics, a `Mutex` and a `LockCell` used under the GIL); `obj` is `Send`.
-unsafe impl Send for LoopRef {}
-
-impl LoopRef {
-    /// The loop `obj`, whose scheduler core is `core(obj)`.
-    pub(crate) fn new<T>(obj: &Bound<'_, T>, core: for<'a> fn(&'a T) -> &'a PyCore) -> LoopRef
-    where
-        T: PyClass<Frozen = True> + Sync,
-    {
-        LoopRef {
-            core: NonNull::from(core(obj.get())),
-            obj: obj.clone().into_any().unbind(),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn core(&self) -> &PyCore {
-        // SAFETY: `core` points into the object `self.obj` keeps alive (see the field).
-        unsafe { self.core.as_ref() }
-    }
-
-    /// Drop with the GIL token in hand (no attach-count lookup, unlike a plain drop).
-    fn release(self, py: Python<'_>) {
-        self.obj.drop_ref(py);
-    }
-
-    fn clone_ref(&self, py: Python<'_>) -> LoopRef {
-        LoopRef {
-            obj: self.obj.clone_ref(py),
-            core: self.core,
-        }
-    }
-}
-
-// =======================================================================================
-// 2. handle data and creation
+// 1. handle data and creation
 // =======================================================================================
 
 /// The parts of a handle that change after creation (all cleared by `cancel()` or the GC).
@@ -324,7 +226,7 @@ impl Handle {
 }
 
 // =======================================================================================
-// 3. cancel, repr
+// 2. cancel, repr
 // =======================================================================================
 
 /// Mark `h` cancelled: asyncio's `Handle.cancel` / `TimerHandle.cancel`.
@@ -398,104 +300,7 @@ fn handle_repr<'py>(h: &Bound<'py, Handle>) -> PyResult<Bound<'py, PyString>> {
 }
 
 // =======================================================================================
-// 4. running a handle (asyncio's Handle._run)
-// =======================================================================================
-
-/// Call `callback(*args)` inside `context`, like `Context.run` does in C.
-fn call_in_context(
-    py: Python<'_>,
-    ctx: &Bound<'_, PyAny>,
-    cb: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<()> {
-    // SAFETY: `ctx` is a live object; PyContext_CheckExact only reads its type.
-    if unsafe { ffi::PyContext_CheckExact(ctx.as_ptr()) } == 0 {
-        // Not a real Context (a mock, a subclass of nothing we know): use its `run`.
-        let mut full: Vec<Bound<'_, PyAny>> = vec![cb.clone()];
-        full.extend(args.iter());
-        ctx.call_method1("run", PyTuple::new(py, full)?)?;
-        return Ok(());
-    }
-    // SAFETY: `ctx` is an exact Context (checked above) and we hold the GIL.
-    if unsafe { ffi::PyContext_Enter(ctx.as_ptr()) } < 0 {
-        return Err(PyErr::fetch(py));
-    }
-    let nargs = args.len();
-    // SAFETY: `args` is a live tuple we hold a reference to, so its item array is valid for
-    // `nargs` elements during the call; `cb` is a live object; no keyword names.
-    let res = unsafe {
-        let items = (*(args.as_ptr() as *mut ffi::PyTupleObject))
-            .ob_item
-            .as_ptr();
-        ffi::PyObject_Vectorcall(cb.as_ptr(), items, nargs, std::ptr::null_mut())
-    };
-    // SAFETY: `res` is a new reference or NULL with an exception set.
-    let res = unsafe { Bound::from_owned_ptr_or_err(py, res) };
-    // SAFETY: we entered `ctx` above on this thread; exit it even if the call failed.
-    let exit = unsafe { ffi::PyContext_Exit(ctx.as_ptr()) };
-    if exit < 0 {
-        drop(res);
-        return Err(PyErr::fetch(py));
-    }
-    res.map(drop)
-}
-
-/// Run `h` on `loop_obj`: asyncio's `Handle._run`. Returns `Err` only for `SystemExit` /
-/// `KeyboardInterrupt` and for errors raised by `loop_obj.call_exception_handler` itself.
-pub(crate) fn run_handle(
-    py: Python<'_>,
-    h: &Bound<'_, Handle>,
-    loop_obj: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let (cb, args, ctx) = h.get().data.with(py, |d| {
-        (
-            d.callback.as_ref().map(|c| c.clone_ref(py)),
-            d.args.as_ref().map(|a| a.clone_ref(py)),
-            d.context.as_ref().map(|c| c.clone_ref(py)),
-        )
-    });
-    let (Some(cb), Some(args), Some(ctx)) = (cb, args, ctx) else {
-        return Ok(()); // cancelled or cleared by the GC
-    };
-    let (cb, args, ctx) = (cb.into_bound(py), args.into_bound(py), ctx.into_bound(py));
-    match call_in_context(py, &ctx, &cb, &args) {
-        Ok(()) => Ok(()),
-        Err(err) => report_callback_error(py, h, loop_obj, err, &cb, &args),
-    }
-}
-
-fn report_callback_error(
-    py: Python<'_>,
-    h: &Bound<'_, Handle>,
-    loop_obj: &Bound<'_, PyAny>,
-    err: PyErr,
-    cb: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<()> {
-    if err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py) {
-        return Err(err);
-    }
-    let exc = err.into_value(py);
-    let src = asyncio_refs::format_callback_source(py)?.call1((cb, args))?;
-    let context = PyDict::new(py);
-    context.set_item("message", format!("Exception in callback {}", src.str()?))?;
-    context.set_item("exception", exc)?;
-    context.set_item("handle", h)?;
-    let tb = h
-        .get()
-        .data
-        .with(py, |d| d.source_traceback.as_ref().map(|t| t.clone_ref(py)));
-    if let Some(tb) = tb {
-        if tb.bind(py).is_truthy()? {
-            context.set_item("source_traceback", tb)?;
-        }
-    }
-    loop_obj.call_method1(pyo3::intern!(py, "call_exception_handler"), (context,))?;
-    Ok(())
-}
-
-// =======================================================================================
-// 5. the Python classes
+// 3. the Python classes
 // =======================================================================================
 
 fn traverse_data(d: &HandleData, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {

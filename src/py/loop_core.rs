@@ -6,8 +6,9 @@
 //! (asyncio's C `Task`/`Future`) is one vectorcall into Rust. Each method converts its
 //! arguments (with stock asyncio's exceptions, `args.rs`), calls the core and lets `?` turn
 //! engine errors into exceptions (`errors.rs`). What the core cannot do without Python
-//! lives here too: making handles (`handle.rs`), running them (the batch runner's `run`
-//! closure, with debug mode's slow-callback log) and cancelling replaced registrations.
+//! lives here too: making handles (`handle.rs`), running them (`handle_run.rs`, from the
+//! batch runner's `run` closure, with debug mode's slow-callback log), the running-loop
+//! state around a batch (`running_loop.rs`) and cancelling replaced registrations.
 //! See `design/scheduler.md`.
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
@@ -18,9 +19,11 @@ use pyo3::{Borrowed, PyTraverseError};
 
 use super::args::{check_callback, fd_of, reject_keywords};
 use super::asyncio_refs;
-use super::handle::{cancel_handle, run_handle, Handle, HandleData, LoopRef, PyCore};
+use super::binding::{LoopRef, PyCore};
+use super::handle::{cancel_handle, Handle, HandleData};
 use super::handle_pool::HandlePool;
-use super::run_state::RunState;
+use super::handle_run::run_handle;
+use super::running_loop::RunningLoop;
 use super::statistics::CoreStatistics;
 use crate::scheduler::reactor::{Direction, Trigger};
 
@@ -36,8 +39,8 @@ pub struct LoopCore {
     core: PyCore,
     /// Spent `call_soon` handles for the next `call_soon` (handle_pool.rs).
     pool: HandlePool,
-    /// The running-loop state its batches and runs install (run_state.rs).
-    run_state: RunState,
+    /// The running-loop state its batches and runs install (running_loop.rs).
+    running: RunningLoop,
 }
 
 /// Seconds of continuous work after which a batch run by `_run_batch` returns, so that
@@ -212,7 +215,7 @@ impl LoopCore {
         Ok(LoopCore {
             core: PyCore::new()?,
             pool: HandlePool::new(),
-            run_state: RunState::new(),
+            running: RunningLoop::new(),
         })
     }
 
@@ -469,10 +472,10 @@ impl LoopCore {
     /// from, for every driver. sniffio says "asyncio" during the batch; with `in_trio`
     /// (the batch runs inside a Trio run) the thread's async-generator hooks are the
     /// loop's own and, if `_batch_sets_running_loop`, asyncio's running loop is this
-    /// loop, all put back before any Trio code runs (run_state.rs).
+    /// loop, all put back before any Trio code runs (running_loop.rs).
     #[pyo3(signature = (in_trio, wait = false))]
     fn _run_batch(slf: &Bound<'_, Self>, in_trio: bool, wait: bool) -> PyResult<i32> {
-        slf.get().run_state.batch(slf.as_any(), in_trio, || {
+        slf.get().running.batch(slf.as_any(), in_trio, || {
             Self::_run_ready(slf, DRIVER_BUDGET, wait)
         })
     }
@@ -480,24 +483,24 @@ impl LoopCore {
     /// Whether a batch run inside Trio also makes this loop asyncio's running loop.
     #[getter]
     fn _batch_sets_running_loop(&self) -> bool {
-        self.run_state.batch_sets_running_loop()
+        self.running.batch_sets_running_loop()
     }
 
     #[setter(_batch_sets_running_loop)]
     fn set_batch_sets_running_loop(&self, value: bool) {
-        self.run_state.set_batch_sets_running_loop(value);
+        self.running.set_batch_sets_running_loop(value);
     }
 
     /// The caller's side of the sync loop's `run_forever`, after `_begin_run`: this
     /// thread owns the loop (`_thread_id`), it is the running loop, and its async-generator
     /// hooks are the thread's. `_leave_caller_run` must follow, whatever this raised.
     fn _enter_caller_run(slf: &Bound<'_, Self>) -> PyResult<()> {
-        slf.get().run_state.enter_caller_run(slf.as_any())
+        slf.get().running.enter_caller_run(slf.as_any())
     }
 
     /// End `_enter_caller_run`: no owning thread, no running loop, the caller's hooks.
     fn _leave_caller_run(slf: &Bound<'_, Self>) -> PyResult<()> {
-        slf.get().run_state.leave_caller_run(slf.as_any())
+        slf.get().running.leave_caller_run(slf.as_any())
     }
 
     /// Enter the sleeping state. Returns 0.0 (and stays awake) if work is already pending,
@@ -549,7 +552,7 @@ impl LoopCore {
     fn _close_core(&self, py: Python<'_>) {
         self.core.close(py);
         self.pool.clear(py);
-        self.run_state.clear(py);
+        self.running.clear(py);
     }
 
     /// In a child process after `fork()`: give the core kernel objects of its own (a new
@@ -586,7 +589,7 @@ impl LoopCore {
             self.core
                 .traverse(|h| visit.call(h), |clock| visit.call(clock))?;
             self.pool.traverse(&visit)?;
-            self.run_state.traverse(&visit)
+            self.running.traverse(&visit)
         }
     }
 
@@ -594,7 +597,7 @@ impl LoopCore {
         Python::attach(|py| {
             self.core.clear(py);
             self.pool.clear(py);
-            self.run_state.clear(py);
+            self.running.clear(py);
         });
     }
 }

@@ -2,12 +2,14 @@
 
 mod args;
 mod asyncio_refs;
+mod binding;
 pub(crate) mod fastcall;
 mod gil;
 pub(crate) mod handle;
 mod handle_pool;
+mod handle_run;
 pub(crate) mod loop_core;
-mod run_state;
+mod running_loop;
 pub(crate) mod statistics;
 pub(crate) mod stream_transport;
 

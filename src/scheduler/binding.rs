@@ -1,7 +1,7 @@
 //! What the scheduler core needs from the layer above it: the callback type it queues and
 //! the few services only that layer can give (see `design/scheduler.md`, "Layering").
 //!
-//! The core is generic over one [`Binding`]; the Python binding (`py/handle.rs`) is the
+//! The core is generic over one [`Binding`]; the Python binding (`py/binding.rs`) is the
 //! only implementation outside the unit tests. Everything is monomorphised, so the trait
 //! costs no indirect call on the hot paths.
 

@@ -13,9 +13,9 @@
 //! set through asyncio's C functions.
 //!
 //! What is swapped and when (design/loops.md, "Running-loop state"):
-//! - [`RunState::batch`]: around one `_run_ready` call. sniffio always; with `in_trio`,
+//! - [`RunningLoop::batch`]: around one `_run_ready` call. sniffio always; with `in_trio`,
 //!   the hooks too and, if the loop's driver asked for it, the running loop.
-//! - [`RunState::enter_caller_run`] / [`RunState::leave_caller_run`]: the caller's side
+//! - [`RunningLoop::enter_caller_run`] / [`RunningLoop::leave_caller_run`]: the caller's side
 //!   of the sync loop's `run_forever`: the owning thread (`_thread_id`), the running
 //!   loop and the hooks, for the whole run. The hooks the caller had are kept here until
 //!   the run ends.
@@ -100,7 +100,7 @@ cached_attr!(c_set_running_loop = "_asyncio"."_set_running_loop");
 cached_attr!(sniffio_thread_local = "sniffio"."thread_local");
 
 /// One loop's share of the swapped state.
-pub(crate) struct RunState {
+pub(crate) struct RunningLoop {
     /// The loop's own hooks (`loop._asyncgen_firstiter_hook`, `..._finalizer_hook`),
     /// bound on first use.
     own: GilCell<Option<(Py<PyAny>, Py<PyAny>)>>,
@@ -111,9 +111,9 @@ pub(crate) struct RunState {
     batch_sets_running_loop: AtomicBool,
 }
 
-impl RunState {
-    pub(crate) fn new() -> RunState {
-        RunState {
+impl RunningLoop {
+    pub(crate) fn new() -> RunningLoop {
+        RunningLoop {
             own: GilCell::new(None),
             caller: GilCell::new(None),
             batch_sets_running_loop: AtomicBool::new(false),

@@ -1,4 +1,4 @@
-"""The thread state a running loop installs and puts back (src/py/run_state.rs): asyncio's
+"""The thread state a running loop installs and puts back (src/py/running_loop.rs): asyncio's
 running loop, the owning thread, the async-generator hooks and sniffio's library; on
 stock asyncio's loop and ours, with and without the sync loop's Trio run."""
 
