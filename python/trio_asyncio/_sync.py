@@ -172,13 +172,24 @@ class SyncTrioEventLoop(FiberSignalsMixin, BaseTrioEventLoop):  # type: ignore[m
         """
         # (keywords passed through as they are: name=, context=, and whatever the running
         # version's asyncio adds, such as eager_start= in typeshed's view of 3.13)
-        if self._task_factory is None:  # type: ignore[attr-defined]
-            context = kwargs.get("context")
-            if context is None:
-                context = kwargs["context"] = contextvars.copy_context()
-            if context.get(current_loop) is None:
-                context.run(current_loop.set, self)
-        return super().create_task(coro, **kwargs)
+        if self._task_factory is not None:  # type: ignore[attr-defined]
+            return super().create_task(coro, **kwargs)
+        context = kwargs.get("context")
+        if context is None:
+            context = kwargs["context"] = contextvars.copy_context()
+        if context.get(current_loop) is None:
+            context.run(current_loop.set, self)
+        if len(kwargs) > 2 or (len(kwargs) == 2 and "name" not in kwargs):
+            return super().create_task(coro, **kwargs)  # asyncio's TypeError
+        # BaseEventLoop.create_task without a task factory (the same in 3.11-3.13), minus
+        # a method frame and the keyword re-packing.
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        task = asyncio.tasks.Task(coro, loop=self, name=kwargs.get("name"), context=context)
+        source_traceback = task._source_traceback  # type: ignore[attr-defined]
+        if source_traceback:  # (debug mode) not this frame
+            del source_traceback[-1]
+        return task
 
     def _run_without_trio(self) -> bool:
         """Run callbacks, blocking in the core's poller when idle (as stock asyncio blocks in
