@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from typing import Any
 
 import pytest
 import trio
@@ -530,3 +531,66 @@ def test_sync_loop_without_trio_waits_in_one_system_call(sync_loop: SyncTrioEven
     assert sync_loop.run_until_complete(asyncio.sleep(0.01, "slept")) == "slept"
     assert sync_loop.statistics().polls == before + 1
     assert sync_loop._fiber is None
+
+
+# ---------------------------------------------------------------------------
+# create_task: stock asyncio's behaviour (the sync loop builds tasks itself)
+# ---------------------------------------------------------------------------
+
+
+async def _answer(value: int) -> int:
+    return value
+
+
+def test_create_task_names_contexts_and_errors_match_stock(any_loop: asyncio.AbstractEventLoop) -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+
+    async def read_var() -> str:
+        return var.get()
+
+    named = any_loop.create_task(_answer(1), name="answer")
+    assert named.get_name() == "answer"
+    in_ctx = any_loop.create_task(read_var(), context=ctx)
+    both = any_loop.create_task(read_var(), name="both", context=ctx)
+    results = any_loop.run_until_complete(asyncio.gather(named, in_ctx, both))
+    assert list(results) == [1, "in ctx", "in ctx"]
+    assert both.get_name() == "both"
+
+    coro = _answer(2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        any_loop.create_task(coro, colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        any_loop.create_task()  # type: ignore[call-arg]
+    any_loop.close()
+    with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+        any_loop.create_task(coro)
+    coro.close()
+
+
+def test_create_task_in_debug_mode_starts_its_traceback_at_the_caller(
+    any_loop: asyncio.AbstractEventLoop,
+) -> None:
+    any_loop.set_debug(True)
+    task = any_loop.create_task(_answer(3))
+    last = task._source_traceback[-1]  # type: ignore[attr-defined]
+    assert last.name == "test_create_task_in_debug_mode_starts_its_traceback_at_the_caller"
+    assert any_loop.run_until_complete(task) == 3
+
+
+def test_create_task_uses_the_task_factory(any_loop: asyncio.AbstractEventLoop) -> None:
+    made: list[object] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> "asyncio.Task[Any]":
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    any_loop.set_task_factory(factory)
+    task = any_loop.create_task(_answer(4), name="made")
+    assert made == [task]
+    assert task.get_name() == "made"
+    assert any_loop.run_until_complete(task) == 4
