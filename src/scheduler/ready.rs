@@ -8,6 +8,9 @@
 
 use std::collections::VecDeque;
 
+/// Capacity (callbacks) the queue keeps whatever it held: below it, memory is not given back.
+const KEEP_CAPACITY: usize = 1024;
+
 pub(crate) struct ReadyQueue<T> {
     items: VecDeque<T>,
 }
@@ -32,9 +35,19 @@ impl<T> ReadyQueue<T> {
     }
 
     /// How many callbacks the iteration that starts now must run.
+    ///
+    /// Also gives memory back after a burst: once the queue holds less than a quarter of
+    /// its capacity (above [`KEEP_CAPACITY`]), the capacity is halved to twice its length,
+    /// so a loop that once queued a million callbacks does not keep their slots forever.
+    /// Each shrink copies at most a quarter of what the queue once held, and the next one
+    /// needs the length to halve again: amortised O(1) per callback.
     #[inline]
-    pub(crate) fn begin_batch(&self) -> usize {
-        self.items.len()
+    pub(crate) fn begin_batch(&mut self) -> usize {
+        let len = self.items.len();
+        if self.items.capacity() > KEEP_CAPACITY && len * 4 < self.items.capacity() {
+            self.items.shrink_to((len * 2).max(KEEP_CAPACITY));
+        }
+        len
     }
 
     #[inline]
@@ -49,6 +62,11 @@ impl<T> ReadyQueue<T> {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.items.iter()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.items.capacity()
     }
 
     /// Remove everything (to be dropped by the caller, outside any borrow).
@@ -96,5 +114,38 @@ mod tests {
             }
         }
         assert_eq!(q.iter().copied().collect::<Vec<_>>(), [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_burst_gives_its_memory_back() {
+        let mut q = ReadyQueue::default();
+        for i in 0..100_000 {
+            q.push(i);
+        }
+        assert!(q.capacity() >= 100_000);
+        let n = q.begin_batch();
+        for _ in 0..n - 10 {
+            q.pop();
+        }
+        // the next iteration starts with 10 callbacks left: the queue shrinks
+        assert_eq!(q.begin_batch(), 10);
+        assert!(
+            q.capacity() < 4 * KEEP_CAPACITY,
+            "capacity {}",
+            q.capacity()
+        );
+        assert_eq!(
+            q.iter().copied().collect::<Vec<_>>(),
+            (99_990..100_000).collect::<Vec<_>>()
+        );
+        // a small queue keeps its capacity
+        let mut small = ReadyQueue::default();
+        for i in 0..500 {
+            small.push(i);
+        }
+        let cap = small.capacity();
+        while small.pop().is_some() {}
+        small.begin_batch();
+        assert_eq!(small.capacity(), cap);
     }
 }

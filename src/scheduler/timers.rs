@@ -22,6 +22,9 @@ pub(crate) const MIN_SCHEDULED_FOR_COMPACTION: usize = 100;
 /// `drain_due` pops at least this many timers one by one before considering bulk mode.
 const BULK_MIN_POPS: usize = 64;
 
+/// Capacity (timers) the heap keeps whatever it held: below it, memory is not given back.
+const KEEP_CAPACITY: usize = 1024;
+
 /// Whether a queued timer was cancelled (the flag lives in the handle).
 pub(crate) trait Cancellable {
     fn is_cancelled(&self) -> bool;
@@ -160,6 +163,9 @@ impl<T: Cancellable> TimerHeap<T> {
         let mut popped = 0usize;
         while let Some(top) = self.heap.peek() {
             if !due(top.when) {
+                if popped > 0 {
+                    self.give_memory_back();
+                }
                 return;
             }
             if popped >= BULK_MIN_POPS && popped * 16 >= self.heap.len() {
@@ -169,6 +175,7 @@ impl<T: Cancellable> TimerHeap<T> {
             popped += 1;
         }
         if self.heap.is_empty() {
+            self.give_memory_back();
             return;
         }
         let mut v = std::mem::take(&mut self.heap).into_vec();
@@ -184,6 +191,23 @@ impl<T: Cancellable> TimerHeap<T> {
             out(e.item);
         }
         self.heap = BinaryHeap::from(v);
+        self.give_memory_back();
+    }
+
+    /// After a burst, give memory back: once the heap holds less than a quarter of its
+    /// capacity (above [`KEEP_CAPACITY`]), halve the capacity to twice its length (amortised
+    /// O(1) per timer, as the ready queue's `begin_batch`).
+    fn give_memory_back(&mut self) {
+        let cap = self.heap.capacity();
+        if cap > KEEP_CAPACITY && self.heap.len() * 4 < cap {
+            self.heap
+                .shrink_to((self.heap.len() * 2).max(KEEP_CAPACITY));
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.heap.capacity()
     }
 
     /// A cancelled timer left the heap without going through this structure (it was moved
@@ -383,5 +407,41 @@ mod tests {
         assert_eq!(h.iter().count(), 2);
         assert_eq!(h.take_all().len(), 2);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn a_burst_gives_its_memory_back() {
+        let mut h = TimerHeap::default();
+        for i in 0..100_000u32 {
+            h.push(f64::from(i), t(i));
+        }
+        assert!(h.capacity() >= 100_000);
+        // fire all but the last 10, in the pop-by-pop and the bulk path
+        let got = drain(&mut h, 99_990.0);
+        assert_eq!(got, (0..99_990).collect::<Vec<_>>());
+        assert_eq!(h.len(), 10);
+        assert!(
+            h.capacity() < 4 * KEEP_CAPACITY,
+            "capacity {}",
+            h.capacity()
+        );
+        assert_eq!(
+            drain(&mut h, f64::INFINITY),
+            (99_990..100_000).collect::<Vec<_>>()
+        );
+        // a few timers fired one by one from a large heap: it shrinks as it empties
+        let mut h = TimerHeap::default();
+        for i in 0..10_000u32 {
+            h.push(f64::from(i), t(i));
+        }
+        for limit in 1..=9_990u32 {
+            drain(&mut h, f64::from(limit));
+        }
+        assert_eq!(h.len(), 10);
+        assert!(
+            h.capacity() < 4 * KEEP_CAPACITY,
+            "capacity {}",
+            h.capacity()
+        );
     }
 }
