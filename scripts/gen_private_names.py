@@ -80,6 +80,9 @@ WHY: dict[str, str] = {
     "pytest_asyncio._<scope>_scoped_runner":
         "pytest-asyncio's runner fixtures (no public accessor): the `loop` fixture of a "
         "pytest-asyncio test is that runner's loop",
+    "base_events._run_until_complete_cb":
+        "the done callback the sync loop's `run_until_complete` adds and removes, as "
+        "asyncio's does (code that inspects the future's callbacks sees asyncio's function)",
     "events._get_running_loop":
         "the running loop as asyncio code sees it (compatibility mode's version inside Trio)",
     "events.BaseDefaultEventLoopPolicy._Local":

@@ -52,7 +52,7 @@ _EXTRA = {
     trio_asyncio.TrioEventLoop: {
         "default_exception_handler", "run_forever", "run_until_complete", "stop",
     },
-    trio_asyncio.SyncTrioEventLoop: {"create_task", "run_forever"},
+    trio_asyncio.SyncTrioEventLoop: {"create_task", "run_forever", "run_until_complete"},
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import os
 import socket
 import subprocess
@@ -594,3 +595,80 @@ def test_create_task_uses_the_task_factory(any_loop: asyncio.AbstractEventLoop) 
     assert made == [task]
     assert task.get_name() == "made"
     assert any_loop.run_until_complete(task) == 4
+
+
+# ---------------------------------------------------------------------------
+# run_until_complete: stock asyncio's behaviour for every kind of argument
+# ---------------------------------------------------------------------------
+
+
+class _Awaitable:
+    def __await__(self) -> Any:
+        yield from asyncio.sleep(0).__await__()
+        return "awaited"
+
+
+def test_run_until_complete_takes_what_stock_takes(any_loop: asyncio.AbstractEventLoop) -> None:
+    assert any_loop.run_until_complete(_answer(5)) == 5
+    assert any_loop.run_until_complete(_Awaitable()) == "awaited"
+    fut = any_loop.create_future()
+    any_loop.call_soon(fut.set_result, "future")
+    assert any_loop.run_until_complete(fut) == "future"
+    task = any_loop.create_task(_answer(6))
+    assert any_loop.run_until_complete(task) == 6
+    with pytest.raises(TypeError, match="^An asyncio.Future, a coroutine or an awaitable is required$"):
+        any_loop.run_until_complete(42)  # type: ignore[arg-type]
+    other = asyncio.new_event_loop()
+    try:
+        foreign = other.create_future()
+        with pytest.raises(ValueError, match="^The future belongs to a different loop"):
+            any_loop.run_until_complete(foreign)
+    finally:
+        other.close()
+
+
+def test_run_until_complete_leaves_no_callback_and_retrieves_errors(
+    any_loop: asyncio.AbstractEventLoop,
+) -> None:
+    from asyncio import base_events
+
+    fut = any_loop.create_future()
+    any_loop.call_soon(any_loop.stop)
+    with pytest.raises(RuntimeError, match="^Event loop stopped before Future completed.$"):
+        any_loop.run_until_complete(fut)
+    # asyncio's own done callback was added, and removed again
+    assert fut.remove_done_callback(base_events._run_until_complete_cb) == 0  # type: ignore[attr-defined]
+
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    errors: list[dict[str, Any]] = []
+    any_loop.set_exception_handler(lambda loop, context: errors.append(context))
+    with pytest.raises(KeyboardInterrupt):
+        any_loop.run_until_complete(interrupted())
+    gc.collect()
+    any_loop.run_until_complete(asyncio.sleep(0))
+    assert errors == []  # the task's exception was marked retrieved
+
+    async def stopper() -> None:
+        any_loop.stop()
+        await asyncio.sleep(10)
+
+    coro = stopper()
+    with pytest.raises(RuntimeError, match="^Event loop stopped before Future completed.$"):
+        any_loop.run_until_complete(coro)
+    pending = [t for t in asyncio.all_tasks(any_loop) if t.get_coro() is coro]
+    assert len(pending) == 1 and pending[0]._log_destroy_pending is False  # type: ignore[attr-defined]
+    pending[0].cancel()
+    any_loop.run_until_complete(asyncio.sleep(0))
+
+
+def test_run_until_complete_on_a_closed_loop_leaves_the_coroutine_unstarted(
+    any_loop: asyncio.AbstractEventLoop,
+) -> None:
+    any_loop.close()
+    coro = _answer(7)
+    with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+        any_loop.run_until_complete(coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+    coro.close()

@@ -18,11 +18,13 @@ import gc
 import signal
 import sys
 import time
+import types
 import warnings
 import weakref
-from asyncio import events
+from asyncio import base_events, events, futures
 from collections.abc import Callable
-from typing import Any, TypeVarTuple, Unpack
+from collections.abc import Awaitable, Generator
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import outcome
 import trio
@@ -37,7 +39,12 @@ from ._thread_state import ThreadStateSlot, switch_into, switch_out_of
 from ._trio_run import current_runner, forget_run_context
 
 Ts = TypeVarTuple("Ts")
+T = TypeVar("T")
 _set_asyncgen_hooks = sys.set_asyncgen_hooks
+
+#: asyncio's done callback of run_until_complete's future: it stops the loop (unless the
+#: future ended with SystemExit or KeyboardInterrupt, which end run_forever themselves).
+_run_until_complete_cb = base_events._run_until_complete_cb  # type: ignore[attr-defined]
 
 #: Fibers of sync loops whose Trio run was left on another thread (see _abandon_fiber).
 _abandoned_fibers: list[Fiber] = []
@@ -162,6 +169,45 @@ class SyncTrioEventLoop(FiberSignalsMixin, BaseTrioEventLoop):  # type: ignore[m
             finally:
                 if self._coroutine_origin_tracking_enabled:
                     self._set_coroutine_origin_tracking(False)
+
+    def run_until_complete(self, future: Awaitable[T] | Generator[Any, None, T]) -> T:
+        """Run until *future* (a future, a coroutine or an awaitable) is done; return its
+        result or raise its exception (asyncio's ``run_until_complete``).
+
+        :raises RuntimeError: if the loop is closed or already running, another loop is
+            running in this thread, or the loop was stopped before *future* was done.
+        """
+        # asyncio's BaseEventLoop.run_until_complete (the same in 3.11-3.13), except that a
+        # coroutine becomes a task through create_task directly: what ensure_future does
+        # for one (closing it if create_task raises RuntimeError), without its checks.
+        self._check_closed()
+        self._check_running()
+        fut: Any
+        if type(future) is types.CoroutineType:
+            new_task = True
+            try:
+                fut = self.create_task(future)
+            except RuntimeError:
+                future.close()
+                raise
+        else:
+            new_task = not futures.isfuture(future)
+            fut = asyncio.ensure_future(future, loop=self)  # type: ignore[arg-type]
+        if new_task:
+            # a task left pending by stop() is not logged as destroyed while pending
+            fut._log_destroy_pending = False
+        fut.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and fut.done() and not fut.cancelled():
+                fut.exception()  # mark it retrieved: the caller gets the error
+            raise
+        finally:
+            fut.remove_done_callback(_run_until_complete_cb)
+        if not fut.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return fut.result()  # type: ignore[no-any-return]
 
     def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Schedule a coroutine as a task (asyncio's ``create_task``).
