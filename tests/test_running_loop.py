@@ -128,20 +128,20 @@ loop.close()
 """
 
 
-def test_hook_swaps_raise_stock_asyncios_audit_events() -> None:
-    def events(impl: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-c", _AUDIT_SCRIPT, impl],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout.strip()
+def _output(script: str, impl: str) -> str:
+    """What *script* prints in a fresh interpreter, on stock asyncio (``impl`` "stock") or
+    with trio_asyncio imported ("ours"); audit hooks cannot be removed once added."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, impl], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
-    stock = events("stock")
+
+def test_hook_swaps_raise_stock_asyncios_audit_events() -> None:
+    stock = _output(_AUDIT_SCRIPT, "stock")
     assert stock.count("sys.set_asyncgen_hook_firstiter") == 2
-    assert events("ours") == stock
+    assert _output(_AUDIT_SCRIPT, "ours") == stock
 
 
 _REFUSING_AUDIT_SCRIPT = """
@@ -169,19 +169,9 @@ loop.close()
 
 
 def test_a_refused_hook_swap_fails_the_run_and_leaves_the_loop_usable() -> None:
-    def run(impl: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-c", _REFUSING_AUDIT_SCRIPT, impl],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    stock = run("stock")
+    stock = _output(_REFUSING_AUDIT_SCRIPT, "stock")
     assert stock == "refused: no hooks today\nagain\n"
-    assert run("ours") == stock
+    assert _output(_REFUSING_AUDIT_SCRIPT, "ours") == stock
 
 
 def test_a_used_loop_left_unclosed_is_collected() -> None:
