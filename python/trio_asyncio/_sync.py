@@ -22,8 +22,7 @@ import types
 import warnings
 import weakref
 from asyncio import base_events, events, futures
-from collections.abc import Callable
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import outcome
