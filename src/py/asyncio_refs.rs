@@ -1,6 +1,7 @@
-//! asyncio helpers the engine calls instead of re-implementing them (their output is part
-//! of asyncio's observable behaviour: reprs, log lines, exception-handler messages).
-//! Each is imported once per process.
+//! asyncio (and sniffio) objects the engine calls instead of re-implementing them: helpers
+//! whose output is part of asyncio's observable behaviour (reprs, log lines,
+//! exception-handler messages) and the running-loop functions. Each is imported once per
+//! process.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -42,4 +43,17 @@ cached!(
 cached!(
     /// `asyncio.protocols.BufferedProtocol` (which read path a protocol gets).
     buffered_protocol = "asyncio.protocols"."BufferedProtocol"
+);
+cached!(
+    /// `_asyncio._get_running_loop`: asyncio's own (C) running-loop slot, not compatibility
+    /// mode's Trio-aware replacement in `asyncio.events`.
+    c_get_running_loop = "_asyncio"."_get_running_loop"
+);
+cached!(
+    /// `_asyncio._set_running_loop` (running_loop.rs).
+    c_set_running_loop = "_asyncio"."_set_running_loop"
+);
+cached!(
+    /// `sniffio.thread_local`: the library sniffio names while a batch runs.
+    sniffio_thread_local = "sniffio"."thread_local"
 );

@@ -26,9 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::ffi;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::{intern, PyTraverseError};
 
+use super::asyncio_refs::{c_get_running_loop, c_set_running_loop, sniffio_thread_local};
 use super::gil::GilCell;
 
 mod shim {
@@ -85,19 +85,6 @@ impl AsyncgenHooks {
         visit.call(&self.finalizer)
     }
 }
-
-macro_rules! cached_attr {
-    ($name:ident = $module:literal . $attr:literal) => {
-        fn $name(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-            static CELL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-            CELL.import(py, $module, $attr)
-        }
-    };
-}
-
-cached_attr!(c_get_running_loop = "_asyncio"."_get_running_loop");
-cached_attr!(c_set_running_loop = "_asyncio"."_set_running_loop");
-cached_attr!(sniffio_thread_local = "sniffio"."thread_local");
 
 /// One loop's share of the swapped state.
 pub(crate) struct RunningLoop {
